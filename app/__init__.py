@@ -1,0 +1,1 @@
+"""民盼通办 (Minpan): the portal that handles citizens' messages to Tongliao's leaders."""

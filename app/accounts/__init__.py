@@ -1,0 +1,1 @@
+"""People: accounts, passwords, sign-in and server-side sessions."""

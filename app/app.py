@@ -1,0 +1,84 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import ResponseHeader
+from litestar.static_files import create_static_files_router
+
+from app.accounts.controllers import AccountController, AuthController
+from app.audit.controllers import AuditController
+from app.permissions import PUBLIC, authorize, check_declarations
+from app.settings import Settings, get_settings
+from app.tenants.controllers import HomeController, StaffController, WorkspaceAdminController
+from app.web.deps import DEPENDENCIES
+from app.web.errors import EXCEPTION_HANDLERS
+from app.web.identity import IdentityMiddleware
+from app.web.public import PublicController
+
+log = logging.getLogger("minpan")
+
+SECURITY_HEADERS = [
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+    ResponseHeader(name="X-Frame-Options", value="DENY"),
+    ResponseHeader(name="Referrer-Policy", value="same-origin"),
+    ResponseHeader(
+        name="Content-Security-Policy",
+        value="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
+    ),
+]
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncGenerator[None, None]:
+        background = None
+        if settings.in_process_worker:
+            from tasks.embedded import EmbeddedWorker
+
+            background = EmbeddedWorker()
+            background.start()
+        try:
+            yield
+        finally:
+            if background is not None:
+                background.stop()
+
+    app = Litestar(
+        route_handlers=[
+            PublicController,
+            AuthController,
+            AccountController,
+            HomeController,
+            StaffController,
+            WorkspaceAdminController,
+            AuditController,
+            create_static_files_router(path="/static", directories=[settings.static_dir], opt=PUBLIC,
+                                      name="static"),
+        ],
+        dependencies=DEPENDENCIES,
+        guards=[authorize],
+        middleware=[IdentityMiddleware()],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_name="minpan_csrf",
+            cookie_secure=settings.session_cookie_secure,
+            cookie_httponly=False,
+            exclude=["/api/"],
+        ),
+        exception_handlers=EXCEPTION_HANDLERS,
+        response_headers=SECURITY_HEADERS,
+        openapi_config=None,
+        lifespan=[lifespan],
+        debug=settings.debug,
+    )
+    check_declarations(app)
+    return app

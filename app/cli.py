@@ -1,0 +1,198 @@
+"""The ``minpan`` command: serve, worker, scheduler, migrate, demo and administration tasks."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import signal
+import sys
+import threading
+
+import click
+
+from app.settings import get_settings
+
+
+@click.group()
+def main() -> None:
+    """民盼通办 (Minpan) administration."""
+
+
+@main.command()
+@click.option("--revision", default="head", show_default=True)
+def migrate(revision: str) -> None:
+    """Upgrade the database schema (Alembic)."""
+    from app import migrate as m
+
+    m.upgrade(revision=revision)
+    click.echo(f"database at revision {m.current_revision()}")
+
+
+@main.command()
+@click.argument("revision")
+def downgrade(revision: str) -> None:
+    """Downgrade the database schema to REVISION ('base' removes everything)."""
+    from app import migrate as m
+
+    m.downgrade(revision=revision)
+    click.echo(f"database at revision {m.current_revision()}")
+
+
+def _print_logins() -> None:
+    from app.db import system_session
+    from app.demo import DEMO_PASSWORD, load_demo
+
+    with system_session() as db:
+        logins = load_demo(db)
+    click.echo("\n演示账户（密码均为 %s）/ demo logins (password %s):" % (DEMO_PASSWORD, DEMO_PASSWORD))
+    for login in logins:
+        click.echo(f"  {login.username:<22} {login.display_name:<6} {login.workspace} · {login.role}")
+
+
+@main.command()
+def demo() -> None:
+    """Load the units of Tongliao and the demo people (idempotent); print the logins."""
+    _print_logins()
+
+
+@main.group()
+def units() -> None:
+    """Workspaces from the units list."""
+
+
+@units.command("import")
+@click.argument("csv_path", required=False, type=click.Path(exists=True, dir_okay=False))
+def units_import(csv_path: str | None) -> None:
+    """Create a workspace for every unit in CSV_PATH (default: data/tongliao_units.csv)."""
+    from pathlib import Path
+
+    from app.db import system_session
+    from app.tenants.services import import_units
+
+    path = Path(csv_path) if csv_path else get_settings().data_dir / "tongliao_units.csv"
+    with system_session() as db:
+        created = import_units(db, path)
+    click.echo(f"{created} workspaces created")
+
+
+@main.command()
+@click.option("--host", default=None)
+@click.option("--port", default=None, type=int)
+@click.option("--workers", default=1, show_default=True, help="web processes")
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Run the web portal (uvicorn). On the embedded default it also runs the worker and scheduler."""
+    import uvicorn
+
+    from app import migrate as m
+
+    settings = get_settings()
+    if m.current_revision() != m.head_revision():
+        raise click.ClickException("the database is not at the newest schema: run `minpan migrate` first")
+    uvicorn.run("app.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+                workers=workers, proxy_headers=True, log_level="info")
+
+
+@main.command()
+@click.option("--host", default=None)
+@click.option("--port", default=None, type=int)
+def up(host: str | None, port: int | None) -> None:
+    """The embedded default in one step: migrate, load demo data, print the logins, serve."""
+    from app import migrate as m
+
+    m.upgrade()
+    _print_logins()
+    settings = get_settings()
+    click.echo(f"\n门户已启动 / portal running: http://{host or settings.host}:{port or settings.port}\n")
+    ctx = click.get_current_context()
+    ctx.invoke(serve, host=host, port=port, workers=1)
+
+
+@main.command()
+@click.option("--processes", default=2, show_default=True)
+@click.option("--threads", default=8, show_default=True)
+def worker(processes: int, threads: int) -> None:
+    """Run Dramatiq worker processes (production: needs MINPAN_BROKER_URL)."""
+    if get_settings().in_process_worker:
+        raise click.ClickException("set MINPAN_BROKER_URL (redis://… or amqp://…) to run separate workers")
+    args = ["dramatiq", "tasks.actors", "--processes", str(processes), "--threads", str(threads)]
+    os.execvp(sys.executable, [sys.executable, "-m", *args])  # noqa: S606
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the one scheduler process that enqueues periodic jobs."""
+    from tasks import scheduler as sched
+
+    if get_settings().in_process_worker:
+        raise click.ClickException("set MINPAN_BROKER_URL: the embedded default schedules in-process")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    click.echo("scheduler running")
+    sched.run(stop)
+
+
+@main.group()
+def user() -> None:
+    """People and their roles."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--name", "display_name", required=True, help="姓名")
+@click.option("--workspace", "slug", required=True, help="workspace slug")
+@click.option("--role", required=True)
+@click.option("--password", default=None, help="initial password (prompted when omitted)")
+def user_create(username: str, display_name: str, slug: str, role: str, password: str | None) -> None:
+    """Create an account with one role in one workspace (the first system administrator, say)."""
+    from sqlalchemy import select
+
+    from app.accounts.models import User
+    from app.accounts.passwords import check_password_strength, hash_password
+    from app.db import system_session
+    from app.errors import InvalidInput
+    from app.permissions import ROLES_BY_KIND
+    from app.tenants.models import Membership, Workspace
+    from app.tenants.services import validate_new_person
+
+    password = password or getpass.getpass("初始密码 / initial password: ")
+    try:
+        validate_new_person(username, display_name, "", "")
+        check_password_strength(password, username)
+    except InvalidInput as exc:
+        raise click.ClickException(exc.message) from exc
+    with system_session() as db:
+        ws = db.scalar(select(Workspace).where(Workspace.slug == slug))
+        if ws is None:
+            raise click.ClickException(f"no workspace {slug!r}")
+        if role not in {r.value for r in ROLES_BY_KIND[ws.kind]}:
+            raise click.ClickException(f"role {role!r} does not exist in a {ws.kind} workspace")
+        if db.scalar(select(User.id).where(User.username == username)):
+            raise click.ClickException(f"username {username!r} is taken")
+        account = User(username=username, display_name=display_name, password_hash=hash_password(password))
+        db.add(account)
+        db.flush()
+        db.add(Membership(workspace_id=ws.id, user_id=account.id, role=role))
+    click.echo(f"created {username} as {role} in {slug}")
+
+
+@user.command("unlock")
+@click.argument("username")
+def user_unlock(username: str) -> None:
+    """Lift a sign-in lockout."""
+    from sqlalchemy import select
+
+    from app.accounts.models import User
+    from app.db import system_session
+
+    with system_session() as db:
+        account = db.scalar(select(User).where(User.username == username))
+        if account is None:
+            raise click.ClickException(f"no user {username!r}")
+        account.locked_until = None
+        account.failed_logins = 0
+    click.echo(f"{username} unlocked")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Every setting Minpan reads, in one place, typed, read once from the environment.
+
+No other module reads ``os.environ``. Each field maps to ``MINPAN_<FIELD>`` (upper case).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _default_secret() -> str:
+    # A stable per-checkout secret for the embedded default, so sessions survive a restart.
+    # Production sets MINPAN_SECRET_KEY; ``Settings.check_production`` refuses to run without it.
+    path = BASE_DIR / "var" / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the data lives. SQLite is the embedded default; PostgreSQL by URL
+    # (postgresql+psycopg://user@host/db).
+    database_url: str = f"sqlite:///{BASE_DIR / 'var' / 'minpan.sqlite3'}"
+    # Dramatiq broker: empty = in-process worker (embedded default); redis://… or amqp://…;
+    # "stub" = StubBroker with no worker (tests drive it themselves).
+    broker_url: str = ""
+    secret_key: str = ""
+    environment: str = "development"  # development | test | production
+    debug: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Sessions (server-side, in the database so every web process shares them).
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    session_cookie_secure: bool = False
+    # Sign-in protection.
+    lockout_threshold: int = 5
+    lockout_minutes: int = 15
+    password_min_length: int = 10
+    # argon2 cost. Tests use a cheaper set (never production): see tests/conftest.py.
+    argon2_time_cost: int = 3
+    argon2_memory_cost: int = 65536
+    # Outgoing mail.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    mail_from: str = "minpan@localhost"
+    # Public base URL used in mails and documents.
+    public_url: str = "http://127.0.0.1:8000"
+    timezone: str = "Asia/Shanghai"
+    # Where the project's static resources are.
+    templates_dir: Path = field(default=BASE_DIR / "templates")
+    static_dir: Path = field(default=BASE_DIR / "static")
+    policies_dir: Path = field(default=BASE_DIR / "policies")
+    data_dir: Path = field(default=BASE_DIR / "data")
+    var_dir: Path = field(default=BASE_DIR / "var")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    @property
+    def in_process_worker(self) -> bool:
+        return self.broker_url == ""
+
+    def check_production(self) -> None:
+        if self.environment == "production":
+            problems = []
+            if not self.secret_key or len(self.secret_key) < 32:
+                problems.append("MINPAN_SECRET_KEY must be set (32+ characters)")
+            if self.is_sqlite:
+                problems.append("MINPAN_DATABASE_URL must point to PostgreSQL")
+            if self.in_process_worker:
+                problems.append("MINPAN_BROKER_URL must point to Redis or RabbitMQ")
+            if problems:
+                raise RuntimeError("; ".join(problems))
+
+
+def _coerce(raw: str, annotation: Any) -> Any:
+    kind = str(annotation)
+    if kind == "bool":
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind == "int":
+        return int(raw)
+    if kind == "Path":
+        return Path(raw)
+    return raw
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        key = f"MINPAN_{f.name.upper()}"
+        if key in env:
+            values[f.name] = _coerce(env[key], f.type)
+    settings = Settings(**values)
+    if not settings.secret_key:
+        settings = Settings(**{**values, "secret_key": _default_secret()})
+    settings.check_production()
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

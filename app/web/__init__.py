@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every feature: rendering, flash messages, identity, errors."""

@@ -1,0 +1,37 @@
+"""Navigation per role: computed from permissions in Python, never only hidden in a template."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.permissions import Permission
+
+if TYPE_CHECKING:
+    from app.accounts.identity import CurrentUser
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    href: str
+    active: bool
+
+
+_ITEMS: tuple[tuple[str, str, Permission], ...] = (
+    ("工作台", "/ws", Permission.WORKSPACE_VIEW),
+    ("人员与角色", "/staff", Permission.STAFF_VIEW),
+    ("操作日志", "/audit", Permission.AUDIT_VIEW),
+    ("工作区管理", "/admin/workspaces", Permission.WORKSPACE_MANAGE),
+    ("全局日志", "/admin/audit", Permission.AUDIT_VIEW_ALL),
+)
+
+
+def navigation(me: CurrentUser | None, path: str) -> list[NavItem]:
+    if me is None:
+        return []
+    return [
+        NavItem(label, href, path == href or path.startswith(href + "/"))
+        for label, href, permission in _ITEMS
+        if me.can(permission)
+    ]

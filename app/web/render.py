@@ -1,0 +1,95 @@
+"""Render Jinja2 templates into HTML responses.
+
+One template per page with named parts: a normal request gets the whole page, an htmx request
+that names a partial gets just that fragment (django-htmx-patterns).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from litestar import Request, Response
+from litestar.datastructures import Cookie
+from litestar.utils.scope.state import ScopeState
+from markupsafe import Markup
+
+from app.permissions import ROLE_LABELS, Permission, Role
+from app.settings import get_settings
+from app.web import flash
+from app.web.nav import navigation
+
+
+def _local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(get_settings().timezone)).strftime(fmt)
+
+
+def _role_label(role: str) -> str:
+    try:
+        return Role(role).label
+    except ValueError:
+        return role
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(get_settings().templates_dir)),
+        autoescape=select_autoescape(["html", "xml", "svg"], default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["local"] = _local
+    env.filters["role_label"] = _role_label
+    env.globals["ROLE_LABELS"] = ROLE_LABELS
+    env.globals["Permission"] = Permission
+    return env
+
+
+def csrf_token(request: Request[Any, Any, Any]) -> str:
+    token = ScopeState.from_scope(request.scope).csrf_token
+    return token if isinstance(token, str) else ""
+
+
+def is_htmx(request: Request[Any, Any, Any]) -> bool:
+    return request.headers.get("hx-request") == "true" and request.headers.get("hx-history-restore-request") != "true"
+
+
+def render_html(request: Request[Any, Any, Any], template: str, **context: Any) -> tuple[str, list[Cookie]]:
+    me = request.scope.get("user")
+    token = csrf_token(request)
+    messages, cookies = flash.consume(request)
+    base = {
+        "request": request,
+        "me": me,
+        "nav": navigation(me, request.url.path),
+        "messages": messages,
+        "csrf_token": token,
+        "csrf_input": Markup(f'<input type="hidden" name="_csrf_token" value="{token}">'),
+        "htmx": is_htmx(request),
+        "static_version": "1",
+    }
+    base.update(context)
+    return environment().get_template(template).render(base), cookies
+
+
+def page(
+    request: Request[Any, Any, Any],
+    template: str,
+    *,
+    partial: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Response[str]:
+    """The whole page, or only ``partial`` when htmx asks for a fragment."""
+    name = partial if partial and is_htmx(request) else template
+    html, cookies = render_html(request, name, **context)
+    return Response(html, media_type="text/html; charset=utf-8", status_code=status_code,
+                    headers=headers or {}, cookies=cookies)
