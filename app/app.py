@@ -61,8 +61,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             StaffController,
             WorkspaceAdminController,
             AuditController,
-            create_static_files_router(path="/static", directories=[settings.static_dir], opt=PUBLIC,
-                                      name="static"),
+            create_static_files_router(
+                path="/static", directories=[settings.static_dir], opt=PUBLIC, name="static"
+            ),
         ],
         dependencies=DEPENDENCIES,
         guards=[authorize],

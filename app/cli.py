@@ -88,8 +88,15 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     settings = get_settings()
     if m.current_revision() != m.head_revision():
         raise click.ClickException("the database is not at the newest schema: run `minpan migrate` first")
-    uvicorn.run("app.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers, proxy_headers=True, log_level="info")
+    uvicorn.run(
+        "app.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
 
 
 @main.command()

@@ -9,7 +9,6 @@ import dramatiq
 import tasks  # noqa: F401  (configures the broker before the actors are declared)
 from app.accounts.services import purge_expired_sessions
 
-
 log = logging.getLogger("minpan.tasks")
 
 

@@ -7,7 +7,7 @@ import threading
 import dramatiq
 
 import tasks
-import tasks.actors  # noqa: F401  (declares the actors on the broker)
+import tasks.actors
 from tasks import scheduler
 
 
@@ -15,8 +15,9 @@ class EmbeddedWorker:
     def __init__(self) -> None:
         self.worker = dramatiq.Worker(tasks.broker, worker_threads=2, worker_timeout=200)
         self._stop = threading.Event()
-        self._scheduler = threading.Thread(target=scheduler.run, args=(self._stop,), name="minpan-scheduler",
-                                           daemon=True)
+        self._scheduler = threading.Thread(
+            target=scheduler.run, args=(self._stop,), name="minpan-scheduler", daemon=True
+        )
 
     def start(self) -> None:
         self.worker.start()

@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 
 from app.accounts import services
 from app.accounts.identity import CurrentUser
@@ -38,7 +39,9 @@ def _redirect(to: str) -> Response[Any]:
 
 class AuthController(Controller):
     @get("/login", opt=PUBLIC, sync_to_thread=False)
-    def login_form(self, request: Request[Any, Any, Any], next: str | None = None) -> Response[Any]:
+    def login_form(
+        self, request: Request[Any, Any, Any], next: FromQuery[str | None] = None
+    ) -> Response[Any]:
         if request.scope.get("user") is not None:
             return _redirect(safe_next(next))
         notice = "您长时间未操作，已自动退出，请重新登录。" if request.scope.get("session_expired") else None
@@ -49,31 +52,48 @@ class AuthController(Controller):
         username = data.get("username", "")
         target = safe_next(data.get("next"))
         try:
-            result = services.sign_in(username, data.get("password", ""), ip=client_ip(request.scope),
-                                      user_agent=request.headers.get("user-agent", ""))
+            result = services.sign_in(
+                username,
+                data.get("password", ""),
+                ip=client_ip(request.scope),
+                user_agent=request.headers.get("user-agent", ""),
+            )
         except InvalidInput as exc:
-            return page(request, "auth/login.html", status_code=400, next=target, error=exc.message,
-                        username=username, notice=None)
+            return page(
+                request,
+                "auth/login.html",
+                status_code=400,
+                next=target,
+                error=exc.message,
+                username=username,
+                notice=None,
+            )
         if result.user.must_change_password:
             target = "/account?first=1"
         elif result.user.workspace is None:
             target = "/account"
         response = _redirect(target)
-        response.set_cookie(Cookie(
-            key=SESSION_COOKIE, value=result.token, httponly=True, samesite="lax", path="/",
-            secure=get_settings().session_cookie_secure,
-        ))
+        response.set_cookie(
+            Cookie(
+                key=SESSION_COOKIE,
+                value=result.token,
+                httponly=True,
+                samesite="lax",
+                path="/",
+                secure=get_settings().session_cookie_secure,
+            )
+        )
         return response
 
     @post("/logout", opt=SIGNED_IN, sync_to_thread=True)
-    def logout(self, me: CurrentUser) -> Response[Any]:
+    def logout(self, me: NamedDependency[CurrentUser]) -> Response[Any]:
         services.sign_out(me)
         response = _redirect("/login")
         response.delete_cookie(SESSION_COOKIE, path="/")
         return flash.add(response, "您已安全退出。", "info")
 
     @post("/ws/switch", opt=SIGNED_IN, sync_to_thread=True)
-    def switch(self, me: CurrentUser, data: Form) -> Response[Any]:
+    def switch(self, me: NamedDependency[CurrentUser], data: Form) -> Response[Any]:
         try:
             workspace_id = int(data.get("workspace_id", ""))
         except ValueError:
@@ -87,15 +107,23 @@ class AccountController(Controller):
     path = "/account"
 
     @get("", opt=SIGNED_IN, sync_to_thread=False)
-    def show(self, request: Request[Any, Any, Any], me: CurrentUser, first: int = 0) -> Response[Any]:
+    def show(
+        self, request: Request[Any, Any, Any], me: NamedDependency[CurrentUser], first: FromQuery[int] = 0
+    ) -> Response[Any]:
         return page(request, "auth/account.html", first=bool(first) or me.must_change_password, error=None)
 
     @post("/password", opt=SIGNED_IN, sync_to_thread=True)
-    def change_password(self, request: Request[Any, Any, Any], me: CurrentUser, data: Form) -> Response[Any]:
+    def change_password(
+        self, request: Request[Any, Any, Any], me: NamedDependency[CurrentUser], data: Form
+    ) -> Response[Any]:
         try:
-            services.change_password(me, data.get("current_password", ""), data.get("password", ""),
-                                     data.get("confirm", ""))
+            services.change_password(
+                me, data.get("current_password", ""), data.get("password", ""), data.get("confirm", "")
+            )
         except InvalidInput as exc:
-            return page(request, "auth/account.html", status_code=422, first=me.must_change_password,
-                        error=exc)
-        return flash.add(_redirect("/ws" if me.workspace else "/account"), "密码已修改，其他设备上的登录已失效。")
+            return page(
+                request, "auth/account.html", status_code=422, first=me.must_change_password, error=exc
+            )
+        return flash.add(
+            _redirect("/ws" if me.workspace else "/account"), "密码已修改，其他设备上的登录已失效。"
+        )

@@ -12,8 +12,18 @@ from app.settings import get_settings
 
 # Passwords seen in every leaked list; refused whatever their length.
 _COMMON = {
-    "password123", "passw0rd123", "1234567890", "12345678910", "qwertyuiop", "abc123456789",
-    "admin123456", "administrator", "iloveyou123", "woaini1314", "zxcvbnm123", "minpan123456",
+    "password123",
+    "passw0rd123",
+    "1234567890",
+    "12345678910",
+    "qwertyuiop",
+    "abc123456789",
+    "admin123456",
+    "administrator",
+    "iloveyou123",
+    "woaini1314",
+    "zxcvbnm123",
+    "minpan123456",
 }
 
 

@@ -82,18 +82,34 @@ def sign_in(username: str, password: str, *, ip: str = "", user_agent: str = "")
             db.commit()
             raise InvalidInput(SIGN_IN_FAILED)
         if user.locked_until and user.locked_until > now:
-            record(db, "auth.sign_in_refused_locked", actor_id=user.id, workspace_id=None, target=username, ip=ip)
+            record(
+                db, "auth.sign_in_refused_locked", actor_id=user.id, workspace_id=None, target=username, ip=ip
+            )
             db.commit()
             raise AccountLocked(user.locked_until)
         if not verify_password(user.password_hash, password):
             user.failed_logins += 1
-            record(db, "auth.sign_in_failed", actor_id=user.id, workspace_id=None, target=username, ip=ip,
-                   attempt=user.failed_logins)
+            record(
+                db,
+                "auth.sign_in_failed",
+                actor_id=user.id,
+                workspace_id=None,
+                target=username,
+                ip=ip,
+                attempt=user.failed_logins,
+            )
             if user.failed_logins >= settings.lockout_threshold:
                 user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
                 user.failed_logins = 0
-                record(db, "auth.locked", actor_id=user.id, workspace_id=None, target=username, ip=ip,
-                       minutes=settings.lockout_minutes)
+                record(
+                    db,
+                    "auth.locked",
+                    actor_id=user.id,
+                    workspace_id=None,
+                    target=username,
+                    ip=ip,
+                    minutes=settings.lockout_minutes,
+                )
                 db.commit()
                 raise AccountLocked(user.locked_until)
             db.commit()
@@ -104,14 +120,33 @@ def sign_in(username: str, password: str, *, ip: str = "", user_agent: str = "")
         posts = posts_of(db, user.id)
         workspace = _pick_workspace(db, user.id, posts)
         token = secrets.token_urlsafe(32)
-        db.add(UserSession(
-            id=_session_key(token), user_id=user.id, workspace_id=workspace.workspace_id if workspace else None,
-            ip=ip[:64], user_agent=user_agent[:300],
-        ))
-        record(db, "auth.sign_in", actor_id=user.id,
-               workspace_id=workspace.workspace_id if workspace else None, target=username, ip=ip)
-        current = CurrentUser(user.id, user.username, user.display_name, _session_key(token),
-                              user.must_change_password, posts, workspace, ip)
+        db.add(
+            UserSession(
+                id=_session_key(token),
+                user_id=user.id,
+                workspace_id=workspace.workspace_id if workspace else None,
+                ip=ip[:64],
+                user_agent=user_agent[:300],
+            )
+        )
+        record(
+            db,
+            "auth.sign_in",
+            actor_id=user.id,
+            workspace_id=workspace.workspace_id if workspace else None,
+            target=username,
+            ip=ip,
+        )
+        current = CurrentUser(
+            user.id,
+            user.username,
+            user.display_name,
+            _session_key(token),
+            user.must_change_password,
+            posts,
+            workspace,
+            ip,
+        )
     return SignInResult(token, current)
 
 
@@ -122,7 +157,8 @@ def _pick_workspace(db: Session, user_id: int, posts: tuple[Post, ...]) -> Post 
     last = db.scalar(
         select(UserSession.workspace_id)
         .where(UserSession.user_id == user_id, UserSession.workspace_id.is_not(None))
-        .order_by(UserSession.last_seen_at.desc()).limit(1)
+        .order_by(UserSession.last_seen_at.desc())
+        .limit(1)
     )
     return next((p for p in posts if p.workspace_id == last), posts[0])
 
@@ -149,8 +185,14 @@ def resolve_session(token: str | None, *, ip: str = "") -> Resolved:
         user = db.get(User, row.user_id)
         if idle or too_old or user is None or not user.is_active:
             db.delete(row)
-            record(db, "auth.session_expired", actor_id=row.user_id, workspace_id=row.workspace_id, ip=ip,
-                   reason="idle" if idle else "lifetime")
+            record(
+                db,
+                "auth.session_expired",
+                actor_id=row.user_id,
+                workspace_id=row.workspace_id,
+                ip=ip,
+                reason="idle" if idle else "lifetime",
+            )
             return Resolved(None, expired=True)
         # Throttled touch: one write a minute per session is enough for a 30-minute idle timeout.
         if now - row.last_seen_at > timedelta(seconds=60):
@@ -160,8 +202,18 @@ def resolve_session(token: str | None, *, ip: str = "") -> Resolved:
         if workspace is None and posts:
             workspace = posts[0]
             row.workspace_id = workspace.workspace_id
-        return Resolved(CurrentUser(user.id, user.username, user.display_name, key,
-                                    user.must_change_password, posts, workspace, ip))
+        return Resolved(
+            CurrentUser(
+                user.id,
+                user.username,
+                user.display_name,
+                key,
+                user.must_change_password,
+                posts,
+                workspace,
+                ip,
+            )
+        )
 
 
 def sign_out(user: CurrentUser) -> None:
@@ -180,8 +232,14 @@ def switch_workspace(user: CurrentUser, workspace_id: int) -> Post:
         if row is None:
             raise NotFound()
         row.workspace_id = workspace_id
-        record(db, "auth.workspace_switched", actor_id=user.user_id, workspace_id=workspace_id, ip=user.ip,
-               previous=user.workspace_id)
+        record(
+            db,
+            "auth.workspace_switched",
+            actor_id=user.user_id,
+            workspace_id=workspace_id,
+            ip=user.ip,
+            previous=user.workspace_id,
+        )
     return post
 
 
@@ -201,7 +259,9 @@ def change_password(user: CurrentUser, current_password: str, new_password: str,
         row.password_changed_at = utcnow()
         row.must_change_password = False
         # Every other browser of this person is signed out.
-        db.execute(delete(UserSession).where(UserSession.user_id == row.id, UserSession.id != user.session_id))
+        db.execute(
+            delete(UserSession).where(UserSession.user_id == row.id, UserSession.id != user.session_id)
+        )
         record(db, "auth.password_changed", actor_id=row.id, workspace_id=user.workspace_id, ip=user.ip)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -19,30 +21,51 @@ from app.web.render import page
 PAGE_SIZE = 50
 
 
-def _events(db: Session, page_no: int) -> tuple[list[Any], int]:
+def _events(db: NamedDependency[Session], page_no: int) -> tuple[list[Any], int]:
     total = db.scalar(select(func.count()).select_from(AuditEvent)) or 0
     rows = db.execute(
         select(AuditEvent, User.display_name, Workspace.short_name)
         .outerjoin(User, User.id == AuditEvent.actor_id)
         .outerjoin(Workspace, Workspace.id == AuditEvent.workspace_id)
         .order_by(AuditEvent.id.desc())
-        .offset((page_no - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+        .offset((page_no - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE)
     ).all()
     return list(rows), total
 
 
 class AuditController(Controller):
     @get("/audit", opt=requires(Permission.AUDIT_VIEW), sync_to_thread=True)
-    def own(self, request: Request[Any, Any, Any], db: Session, page_no: int = 1) -> Response[Any]:
+    def own(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Session], page_no: FromQuery[int] = 1
+    ) -> Response[Any]:
         page_no = max(page_no, 1)
         rows, total = _events(db, page_no)  # scoped to the current workspace by the tenant layer
-        return page(request, "audit/list.html", rows=rows, total=total, page_no=page_no, page_size=PAGE_SIZE,
-                    labels=ACTION_LABELS, scope_label="本单位")
+        return page(
+            request,
+            "audit/list.html",
+            rows=rows,
+            total=total,
+            page_no=page_no,
+            page_size=PAGE_SIZE,
+            labels=ACTION_LABELS,
+            scope_label="本单位",
+        )
 
     @get("/admin/audit", opt=requires(Permission.AUDIT_VIEW_ALL), sync_to_thread=True)
-    def all(self, request: Request[Any, Any, Any], db: Session, page_no: int = 1) -> Response[Any]:
+    def all(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Session], page_no: FromQuery[int] = 1
+    ) -> Response[Any]:
         page_no = max(page_no, 1)
         with cross_workspace(db):
             rows, total = _events(db, page_no)
-        return page(request, "audit/list.html", rows=rows, total=total, page_no=page_no, page_size=PAGE_SIZE,
-                    labels=ACTION_LABELS, scope_label="全部工作区")
+        return page(
+            request,
+            "audit/list.html",
+            rows=rows,
+            total=total,
+            page_no=page_no,
+            page_size=PAGE_SIZE,
+            labels=ACTION_LABELS,
+            scope_label="全部工作区",
+        )

@@ -22,8 +22,9 @@ def run_offline() -> None:
 def run_online() -> None:
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True,
-                          compare_type=True)
+        context.configure(
+            connection=connection, target_metadata=Base.metadata, render_as_batch=True, compare_type=True
+        )
         with context.begin_transaction():
             if connection.dialect.name == "postgresql":
                 # Migrations are trusted code: data migrations see every workspace's rows.

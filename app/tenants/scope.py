@@ -121,11 +121,14 @@ def cross_workspace(session: Session) -> Iterator[None]:
     managing workspaces) call this; the block is as small as the operation.
     """
     previous = tenant_of(session)
-    bind_tenant(session, TenantContext(
-        workspace_id=previous.workspace_id if previous else None,
-        user_id=previous.user_id if previous else None,
-        system=True,
-    ))
+    bind_tenant(
+        session,
+        TenantContext(
+            workspace_id=previous.workspace_id if previous else None,
+            user_id=previous.user_id if previous else None,
+            system=True,
+        ),
+    )
     _refresh_rls(session)
     try:
         yield

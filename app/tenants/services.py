@@ -70,8 +70,9 @@ def _check_role(kind: str, role: str, *, by_system_admin: bool = False) -> Role:
 
 def validate_new_person(username: str, display_name: str, office_phone: str, email: str) -> None:
     if not USERNAME_RE.match(username):
-        raise InvalidInput("用户名须以小写字母开头，由 3–32 位小写字母、数字、点、下划线或连字符组成。",
-                           field="username")
+        raise InvalidInput(
+            "用户名须以小写字母开头，由 3–32 位小写字母、数字、点、下划线或连字符组成。", field="username"
+        )
     if not display_name.strip() or len(display_name) > 64:
         raise InvalidInput("请填写姓名（不超过 64 个字）。", field="display_name")
     if not PHONE_RE.match(office_phone):
@@ -80,29 +81,52 @@ def validate_new_person(username: str, display_name: str, office_phone: str, ema
         raise InvalidInput("电子邮箱格式不正确。", field="email")
 
 
-def _new_user(db: Session, username: str, display_name: str, office_phone: str, email: str,
-              password: str) -> User:
+def _new_user(
+    db: Session, username: str, display_name: str, office_phone: str, email: str, password: str
+) -> User:
     username = username.strip().lower()
     validate_new_person(username, display_name, office_phone, email)
     check_password_strength(password, username)
     if db.scalar(select(User.id).where(User.username == username)) is not None:
         raise InvalidInput("该用户名已被使用。", field="username")
-    user = User(username=username, display_name=display_name.strip(), office_phone=office_phone.strip(),
-                email=email.strip(), password_hash=hash_password(password), must_change_password=True)
+    user = User(
+        username=username,
+        display_name=display_name.strip(),
+        office_phone=office_phone.strip(),
+        email=email.strip(),
+        password_hash=hash_password(password),
+        must_change_password=True,
+    )
     db.add(user)
     db.flush()
     return user
 
 
-def create_staff_member(db: Session, actor: CurrentUser, *, username: str, display_name: str,
-                        office_phone: str, email: str, password: str, role: str) -> User:
+def create_staff_member(
+    db: Session,
+    actor: CurrentUser,
+    *,
+    username: str,
+    display_name: str,
+    office_phone: str,
+    email: str,
+    password: str,
+    role: str,
+) -> User:
     """A new account in the actor's unit, with one role; the person sets their own password on first sign-in."""
     ws = current_workspace(db, actor)
     checked = _check_role(ws.kind, role)
     user = _new_user(db, username, display_name, office_phone, email, password)
     db.add(Membership(workspace_id=ws.id, user_id=user.id, role=checked.value, granted_by_id=actor.user_id))
-    record(db, "staff.user_created", actor_id=actor.user_id, workspace_id=ws.id, target=user.username,
-           ip=actor.ip, role=checked.value)
+    record(
+        db,
+        "staff.user_created",
+        actor_id=actor.user_id,
+        workspace_id=ws.id,
+        target=user.username,
+        ip=actor.ip,
+        role=checked.value,
+    )
     return user
 
 
@@ -113,7 +137,9 @@ def grant_role(db: Session, actor: CurrentUser, *, username: str, role: str) -> 
     user = db.scalar(select(User).where(User.username == username.strip().lower(), User.is_active.is_(True)))
     if user is None:
         raise InvalidInput("没有该用户名的在用账户。", field="username")
-    exists = db.scalar(select(Membership.id).where(Membership.user_id == user.id, Membership.role == checked.value))
+    exists = db.scalar(
+        select(Membership.id).where(Membership.user_id == user.id, Membership.role == checked.value)
+    )
     if exists is not None:
         raise Conflict("该人员已担任此角色。")
     grant = Membership(workspace_id=ws.id, user_id=user.id, role=checked.value, granted_by_id=actor.user_id)
@@ -122,8 +148,15 @@ def grant_role(db: Session, actor: CurrentUser, *, username: str, role: str) -> 
         db.flush()
     except IntegrityError as exc:  # a concurrent grant of the same role
         raise Conflict("该人员已担任此角色。") from exc
-    record(db, "staff.role_granted", actor_id=actor.user_id, workspace_id=ws.id, target=user.username,
-           ip=actor.ip, role=checked.value)
+    record(
+        db,
+        "staff.role_granted",
+        actor_id=actor.user_id,
+        workspace_id=ws.id,
+        target=user.username,
+        ip=actor.ip,
+        role=checked.value,
+    )
     return grant
 
 
@@ -146,11 +179,19 @@ def revoke_role(db: Session, actor: CurrentUser, *, user_id: int, role: str) -> 
     remaining = db.scalar(select(func.count()).select_from(Membership).where(Membership.user_id == user_id))
     if not remaining:
         # No post left here: close the person's sessions that sit in this workspace.
-        for s in db.scalars(select(UserSession).where(UserSession.user_id == user_id,
-                                                       UserSession.workspace_id == ws.id)):
+        for s in db.scalars(
+            select(UserSession).where(UserSession.user_id == user_id, UserSession.workspace_id == ws.id)
+        ):
             s.workspace_id = None
-    record(db, "staff.role_revoked", actor_id=actor.user_id, workspace_id=ws.id, target=username,
-           ip=actor.ip, role=role)
+    record(
+        db,
+        "staff.role_revoked",
+        actor_id=actor.user_id,
+        workspace_id=ws.id,
+        target=username,
+        ip=actor.ip,
+        role=role,
+    )
 
 
 def reset_password(db: Session, actor: CurrentUser, *, user_id: int, new_password: str) -> None:
@@ -162,8 +203,11 @@ def reset_password(db: Session, actor: CurrentUser, *, user_id: int, new_passwor
     ws = current_workspace(db, actor)
     member = get_staff_member(db, user_id)
     with cross_workspace(db):
-        elsewhere = db.scalar(select(func.count()).select_from(Membership).where(
-            Membership.user_id == user_id, Membership.workspace_id != ws.id))
+        elsewhere = db.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.user_id == user_id, Membership.workspace_id != ws.id)
+        )
     if elsewhere:
         raise InvalidInput("该人员在其他单位也有任职，请联系系统管理员重置密码。")
     check_password_strength(new_password, member.user.username)
@@ -172,8 +216,14 @@ def reset_password(db: Session, actor: CurrentUser, *, user_id: int, new_passwor
     member.user.must_change_password = True
     member.user.locked_until = None
     member.user.failed_logins = 0
-    record(db, "auth.password_reset", actor_id=actor.user_id, workspace_id=ws.id, target=member.user.username,
-           ip=actor.ip)
+    record(
+        db,
+        "auth.password_reset",
+        actor_id=actor.user_id,
+        workspace_id=ws.id,
+        target=member.user.username,
+        ip=actor.ip,
+    )
 
 
 # --- workspaces (system administrator) -------------------------------------------------------
@@ -188,12 +238,17 @@ class WorkspaceRow:
 
 def list_workspaces(db: Session) -> list[WorkspaceRow]:
     with cross_workspace(db):
-        counts = dict(db.execute(
-            select(Membership.workspace_id, func.count(func.distinct(Membership.user_id)))
-            .group_by(Membership.workspace_id)).all())
+        counts = dict(
+            db.execute(
+                select(Membership.workspace_id, func.count(func.distinct(Membership.user_id))).group_by(
+                    Membership.workspace_id
+                )
+            ).all()
+        )
         admins: dict[int, list[str]] = {}
-        for m in db.scalars(select(Membership).where(
-                Membership.role.in_([Role.UNIT_ADMIN.value, Role.CENTRE_ADMIN.value]))):
+        for m in db.scalars(
+            select(Membership).where(Membership.role.in_([Role.UNIT_ADMIN.value, Role.CENTRE_ADMIN.value]))
+        ):
             admins.setdefault(m.workspace_id, []).append(m.user.display_name)
     workspaces = db.scalars(select(Workspace).order_by(Workspace.id)).all()
     return [WorkspaceRow(ws, counts.get(ws.id, 0), admins.get(ws.id, [])) for ws in workspaces]
@@ -209,8 +264,17 @@ def get_workspace(db: Session, workspace_id: int) -> Workspace:
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 
 
-def create_workspace(db: Session, actor: CurrentUser, *, slug: str, name: str, short_name: str,
-                     kind: str, contact_phone: str = "", address: str = "") -> Workspace:
+def create_workspace(
+    db: Session,
+    actor: CurrentUser,
+    *,
+    slug: str,
+    name: str,
+    short_name: str,
+    kind: str,
+    contact_phone: str = "",
+    address: str = "",
+) -> Workspace:
     slug = slug.strip().lower()
     if not SLUG_RE.match(slug):
         raise InvalidInput("标识须以小写字母开头，由小写字母、数字和连字符组成。", field="slug")
@@ -222,17 +286,40 @@ def create_workspace(db: Session, actor: CurrentUser, *, slug: str, name: str, s
         raise InvalidInput("联系电话格式不正确。", field="contact_phone")
     if db.scalar(select(Workspace.id).where((Workspace.slug == slug) | (Workspace.name == name.strip()))):
         raise InvalidInput("已有相同标识或名称的单位。", field="slug")
-    ws = Workspace(slug=slug, name=name.strip(), short_name=short_name.strip(), kind=kind,
-                   contact_phone=contact_phone.strip(), address=address.strip())
+    ws = Workspace(
+        slug=slug,
+        name=name.strip(),
+        short_name=short_name.strip(),
+        kind=kind,
+        contact_phone=contact_phone.strip(),
+        address=address.strip(),
+    )
     db.add(ws)
     db.flush()
-    record(db, "workspace.created", actor_id=actor.user_id, workspace_id=actor.workspace_id, target=slug,
-           ip=actor.ip, name=ws.name, kind=kind)
+    record(
+        db,
+        "workspace.created",
+        actor_id=actor.user_id,
+        workspace_id=actor.workspace_id,
+        target=slug,
+        ip=actor.ip,
+        name=ws.name,
+        kind=kind,
+    )
     return ws
 
 
-def update_workspace(db: Session, actor: CurrentUser, workspace_id: int, *, name: str, short_name: str,
-                     contact_phone: str, address: str, is_active: bool) -> Workspace:
+def update_workspace(
+    db: Session,
+    actor: CurrentUser,
+    workspace_id: int,
+    *,
+    name: str,
+    short_name: str,
+    contact_phone: str,
+    address: str,
+    is_active: bool,
+) -> Workspace:
     ws = get_workspace(db, workspace_id)
     if not name.strip() or not short_name.strip():
         raise InvalidInput("请填写单位全称和简称。", field="name")
@@ -243,17 +330,38 @@ def update_workspace(db: Session, actor: CurrentUser, workspace_id: int, *, name
     clash = db.scalar(select(Workspace.id).where(Workspace.name == name.strip(), Workspace.id != ws.id))
     if clash:
         raise InvalidInput("已有相同名称的单位。", field="name")
-    before = {"name": ws.name, "short_name": ws.short_name, "contact_phone": ws.contact_phone,
-              "address": ws.address, "is_active": ws.is_active}
+    before = {
+        "name": ws.name,
+        "short_name": ws.short_name,
+        "contact_phone": ws.contact_phone,
+        "address": ws.address,
+        "is_active": ws.is_active,
+    }
     ws.name, ws.short_name = name.strip(), short_name.strip()
     ws.contact_phone, ws.address, ws.is_active = contact_phone.strip(), address.strip(), is_active
-    record(db, "workspace.updated", actor_id=actor.user_id, workspace_id=actor.workspace_id, target=ws.slug,
-           ip=actor.ip, before=before)
+    record(
+        db,
+        "workspace.updated",
+        actor_id=actor.user_id,
+        workspace_id=actor.workspace_id,
+        target=ws.slug,
+        ip=actor.ip,
+        before=before,
+    )
     return ws
 
 
-def appoint_admin(db: Session, actor: CurrentUser, workspace_id: int, *, username: str, display_name: str = "",
-                  office_phone: str = "", email: str = "", password: str = "") -> User:
+def appoint_admin(
+    db: Session,
+    actor: CurrentUser,
+    workspace_id: int,
+    *,
+    username: str,
+    display_name: str = "",
+    office_phone: str = "",
+    email: str = "",
+    password: str = "",
+) -> User:
     """Make a person (existing, or a new account when a password is given) the administrator of a workspace."""
     ws = get_workspace(db, workspace_id)
     role = Role.CENTRE_ADMIN if ws.kind == WorkspaceKind.CENTRE else Role.UNIT_ADMIN
@@ -264,13 +372,23 @@ def appoint_admin(db: Session, actor: CurrentUser, workspace_id: int, *, usernam
             raise InvalidInput("没有该用户名的账户；新建账户请同时填写姓名和初始密码。", field="username")
         user = _new_user(db, username, display_name, office_phone, email, password)
     with cross_workspace(db):
-        exists = db.scalar(select(Membership.id).where(
-            Membership.workspace_id == ws.id, Membership.user_id == user.id, Membership.role == role.value))
+        exists = db.scalar(
+            select(Membership.id).where(
+                Membership.workspace_id == ws.id, Membership.user_id == user.id, Membership.role == role.value
+            )
+        )
         if exists:
             raise Conflict("该人员已是此工作区的管理员。")
         db.add(Membership(workspace_id=ws.id, user_id=user.id, role=role.value, granted_by_id=actor.user_id))
-        record(db, "staff.role_granted", actor_id=actor.user_id, workspace_id=ws.id, target=user.username,
-               ip=actor.ip, role=role.value)
+        record(
+            db,
+            "staff.role_granted",
+            actor_id=actor.user_id,
+            workspace_id=ws.id,
+            target=user.username,
+            ip=actor.ip,
+            role=role.value,
+        )
         db.flush()
     return user
 
@@ -284,7 +402,9 @@ def import_units(db: Session, csv_path: Path) -> int:
         if row["kind"] not in {k.value for k in WorkspaceKind}:
             raise InvalidInput(f"第 {n} 行：未知的单位类型 {row['kind']!r}。")
         if db.scalar(select(Workspace.id).where(Workspace.slug == row["slug"])) is None:
-            db.add(Workspace(slug=row["slug"], name=row["name"], short_name=row["short_name"], kind=row["kind"]))
+            db.add(
+                Workspace(slug=row["slug"], name=row["name"], short_name=row["short_name"], kind=row["kind"])
+            )
             created += 1
     db.flush()
     return created

@@ -81,8 +81,13 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if is_htmx(request):
         html, cookies = render_html(request, "errors/_fragment.html", code=code, title=title, message=message)
         # Show the message in the page's message area instead of swapping it into the target.
-        return Response(html, status_code=code, media_type=MediaType.HTML, cookies=cookies,
-                        headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"})
+        return Response(
+            html,
+            status_code=code,
+            media_type=MediaType.HTML,
+            cookies=cookies,
+            headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
+        )
     try:
         html, cookies = render_html(request, "errors/error.html", code=code, title=title, message=message)
     except Exception:  # the error page itself must never fail

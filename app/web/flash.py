@@ -39,8 +39,14 @@ def _unsign(value: str) -> list[dict[str, str]]:
 
 def add(response: Response[Any], message: str, level: str = "success") -> Response[Any]:
     payload = json.dumps([{"level": level, "text": message}], ensure_ascii=False).encode()
-    response.set_cookie(COOKIE, _sign(payload), httponly=True, samesite="lax", path="/",
-                        secure=get_settings().session_cookie_secure)
+    response.set_cookie(
+        COOKIE,
+        _sign(payload),
+        httponly=True,
+        samesite="lax",
+        path="/",
+        secure=get_settings().session_cookie_secure,
+    )
     return response
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import anyio
-from litestar.middleware import ASGIMiddleware
 from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.accounts.services import resolve_session

@@ -58,7 +58,10 @@ def csrf_token(request: Request[Any, Any, Any]) -> str:
 
 
 def is_htmx(request: Request[Any, Any, Any]) -> bool:
-    return request.headers.get("hx-request") == "true" and request.headers.get("hx-history-restore-request") != "true"
+    return (
+        request.headers.get("hx-request") == "true"
+        and request.headers.get("hx-history-restore-request") != "true"
+    )
 
 
 def render_html(request: Request[Any, Any, Any], template: str, **context: Any) -> tuple[str, list[Cookie]]:
@@ -91,5 +94,10 @@ def page(
     """The whole page, or only ``partial`` when htmx asks for a fragment."""
     name = partial if partial and is_htmx(request) else template
     html, cookies = render_html(request, name, **context)
-    return Response(html, media_type="text/html; charset=utf-8", status_code=status_code,
-                    headers=headers or {}, cookies=cookies)
+    return Response(
+        html,
+        media_type="text/html; charset=utf-8",
+        status_code=status_code,
+        headers=headers or {},
+        cookies=cookies,
+    )

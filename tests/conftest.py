@@ -1,0 +1,97 @@
+"""Test set-up: real migrations on a real database, the real app over HTTP, demo data per test.
+
+The embedded default (SQLite) runs unless MINPAN_TEST_DATABASE_URL points to PostgreSQL
+(``.ci/run`` runs the suite on both). Settings are fixed here, before the app reads them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_TMP = Path(tempfile.mkdtemp(prefix="minpan-test-"))
+os.environ["MINPAN_ENVIRONMENT"] = "test"
+os.environ["MINPAN_BROKER_URL"] = "stub"
+os.environ["MINPAN_SECRET_KEY"] = "test-secret-key-that-is-long-enough-for-hmac-0123456789"
+# Cheaper argon2 in tests only (production default: ~90 ms a hash).
+os.environ["MINPAN_ARGON2_TIME_COST"] = "1"
+os.environ["MINPAN_ARGON2_MEMORY_COST"] = "1024"
+os.environ["MINPAN_DATABASE_URL"] = (
+    os.environ.get("MINPAN_TEST_DATABASE_URL") or f"sqlite:///{_TMP / 'test.sqlite3'}"
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+OUTPUT.mkdir(exist_ok=True)
+
+from litestar.testing import TestClient  # noqa: E402
+
+from app.db import Base, system_session  # noqa: E402
+from app.demo import load_demo  # noqa: E402
+from app.settings import get_settings  # noqa: E402
+
+IS_POSTGRES = get_settings().is_postgres
+
+
+def _fresh_schema() -> None:
+    """Empty database, then every migration from the first to head."""
+    from sqlalchemy import create_engine, text
+
+    from app import migrate
+
+    url = get_settings().database_url
+    if IS_POSTGRES:
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    migrate.upgrade(url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def schema() -> None:
+    _fresh_schema()
+
+
+def reset_data() -> None:
+    with system_session() as db:
+        for table in reversed(Base.metadata.sorted_tables):
+            db.execute(table.delete())
+        load_demo(db)
+
+
+@pytest.fixture()
+def demo() -> None:
+    reset_data()
+
+
+@pytest.fixture()
+def client(demo: None) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    from app.app import create_app
+
+    with TestClient(app=create_app()) as c:
+        yield c
+
+
+@pytest.fixture()
+def make_client(demo: None) -> Iterator:  # type: ignore[type-arg]
+    """A factory of independent browsers (each with its own cookies and app instance, as two web
+    processes sharing one database would be)."""
+    from app.app import create_app
+
+    clients: list[TestClient] = []  # type: ignore[type-arg]
+
+    def make() -> TestClient:  # type: ignore[type-arg]
+        c = TestClient(app=create_app())
+        c.__enter__()
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
