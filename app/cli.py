@@ -44,7 +44,7 @@ def _print_logins() -> None:
 
     with system_session() as db:
         logins = load_demo(db)
-    click.echo("\n演示账户（密码均为 %s）/ demo logins (password %s):" % (DEMO_PASSWORD, DEMO_PASSWORD))
+    click.echo(f"\n演示账户（密码均为 {DEMO_PASSWORD}）/ demo logins (password {DEMO_PASSWORD}):")
     for login in logins:
         click.echo(f"  {login.username:<22} {login.display_name:<6} {login.workspace} · {login.role}")
 
@@ -86,6 +86,11 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     from app import migrate as m
 
     settings = get_settings()
+    if workers > 1 and settings.in_process_worker:
+        raise click.ClickException(
+            "several web processes need a shared broker (MINPAN_BROKER_URL) and separate "
+            "`minpan worker` / `minpan scheduler` processes: the embedded default runs one process"
+        )
     if m.current_revision() != m.head_revision():
         raise click.ClickException("the database is not at the newest schema: run `minpan migrate` first")
     uvicorn.run(
@@ -156,6 +161,7 @@ def user_create(username: str, display_name: str, slug: str, role: str, password
 
     from app.accounts.models import User
     from app.accounts.passwords import check_password_strength, hash_password
+    from app.audit.services import record
     from app.db import system_session
     from app.errors import InvalidInput
     from app.permissions import ROLES_BY_KIND
@@ -176,10 +182,18 @@ def user_create(username: str, display_name: str, slug: str, role: str, password
             raise click.ClickException(f"role {role!r} does not exist in a {ws.kind} workspace")
         if db.scalar(select(User.id).where(User.username == username)):
             raise click.ClickException(f"username {username!r} is taken")
-        account = User(username=username, display_name=display_name, password_hash=hash_password(password))
+        account = User(
+            username=username,
+            display_name=display_name,
+            password_hash=hash_password(password),
+            must_change_password=True,
+        )
         db.add(account)
         db.flush()
         db.add(Membership(workspace_id=ws.id, user_id=account.id, role=role))
+        record(
+            db, "staff.user_created", actor_id=None, workspace_id=ws.id, target=username, ip="cli", role=role
+        )
     click.echo(f"created {username} as {role} in {slug}")
 
 
@@ -190,6 +204,7 @@ def user_unlock(username: str) -> None:
     from sqlalchemy import select
 
     from app.accounts.models import User
+    from app.audit.services import record
     from app.db import system_session
 
     with system_session() as db:
@@ -198,6 +213,7 @@ def user_unlock(username: str) -> None:
             raise click.ClickException(f"no user {username!r}")
         account.locked_until = None
         account.failed_logins = 0
+        record(db, "auth.unlocked", actor_id=None, workspace_id=None, target=username, ip="cli")
     click.echo(f"{username} unlocked")
 
 

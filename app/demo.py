@@ -18,13 +18,16 @@ from app.tenants.models import Membership, Workspace
 from app.tenants.services import import_units
 
 # One password for every demo account, printed at start. Never used outside the demo.
-DEMO_PASSWORD = "Tongliao#2026"
+DEMO_PASSWORD = "Tongliao#2026"  # noqa: S105
 
 # The units that get a full set of demo people (第六条): three counties, three city bureaus and
 # one vertical department, beside the centre and the supervision office.
 DEMO_UNITS = ("horqin", "kailu", "naiman", "education", "housing", "health", "tax")
 
-_SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文"
+_SURNAMES = (
+    "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎"
+    "余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文"
+)
 _GIVEN = (
     "建国",
     "海燕",

@@ -7,6 +7,7 @@ class MinpanError(Exception):
     status_code = 400
     title = "请求有误"
     default_message = "请求有误，请检查后重试。"
+    field: str | None = None  # the form field at fault, when there is one
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message

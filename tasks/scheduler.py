@@ -26,7 +26,7 @@ def schedule() -> list[Periodic]:
     return [Periodic(purge_sessions, 600)]
 
 
-def run(stop: threading.Event, *, now: Callable[[], float] = time.monotonic) -> None:
+def run(stop: threading.Event, *, now: Callable[[], float] = time.monotonic, tick: float = 30) -> None:
     """Send each periodic job on its interval until ``stop`` is set (first run at start-up)."""
     jobs = schedule()
     due = {job.actor.actor_name: now() for job in jobs}
@@ -39,4 +39,4 @@ def run(stop: threading.Event, *, now: Callable[[], float] = time.monotonic) -> 
                     log.exception("could not enqueue %s", job.actor.actor_name)
                     continue
                 due[job.actor.actor_name] = now() + job.every_seconds
-        stop.wait(min(max(min(due.values()) - now(), 0.5), 30))
+        stop.wait(min(max(min(due.values()) - now(), 0.5), tick))

@@ -71,7 +71,8 @@ def test_postgres_workspace_tables_have_forced_row_level_security() -> None:
         rows = dict(
             conn.execute(
                 text(
-                    "SELECT relname, relforcerowsecurity FROM pg_class WHERE relname IN ('memberships', 'audit_events')"
+                    "SELECT relname, relforcerowsecurity FROM pg_class "
+                    "WHERE relname IN ('memberships', 'audit_events')"
                 )
             ).all()
         )

@@ -138,11 +138,14 @@ def test_route_walk(make_client, username: str, role: str) -> None:  # type: ign
     with system_session() as db:
         kind = db.scalar(select(Workspace.kind).where(Workspace.slug == slug))
     colleague, colleague_role = {
-        "portal-centre": ("zx.clerk", "centre_clerk"), "city-office": ("dc.supervisor", "supervisor"),
+        "portal-centre": ("zx.clerk", "centre_clerk"),
+        "city-office": ("dc.supervisor", "supervisor"),
     }.get(slug, (f"{slug}.handler", "handler"))
     # Real-looking input: a revoke names a role the person holds (the foreign person holds it too).
-    data = {"/staff/{user_id:int}/revoke": {"role": colleague_role},
-            "/staff/{user_id:int}/password": {"password": "weak"}}
+    data = {
+        "/staff/{user_id:int}/revoke": {"role": colleague_role},
+        "/staff/{user_id:int}/password": {"password": "weak"},
+    }
     own_ws, own_user = _ids(slug, colleague)
     foreign_ws, foreign_user = _ids(FOREIGN, f"{FOREIGN}.handler")
 

@@ -28,7 +28,13 @@ def safe_next(target: str | None) -> str:
     if not target:
         return "/ws"
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
         return "/ws"
     return target
 
@@ -44,8 +50,7 @@ class AuthController(Controller):
     ) -> Response[Any]:
         if request.scope.get("user") is not None:
             return _redirect(safe_next(next))
-        notice = "您长时间未操作，已自动退出，请重新登录。" if request.scope.get("session_expired") else None
-        return page(request, "auth/login.html", next=safe_next(next), error=None, username="", notice=notice)
+        return page(request, "auth/login.html", next=safe_next(next), error=None, username="")
 
     @post("/login", opt=PUBLIC, sync_to_thread=True)
     def login(self, request: Request[Any, Any, Any], data: Form) -> Response[Any]:

@@ -73,7 +73,7 @@ def sign_in(username: str, password: str, *, ip: str = "", user_agent: str = "")
     """Check the password, lock after repeated failures, open a new server-side session."""
     settings = get_settings()
     now = utcnow()
-    username = username.strip()
+    username = username.strip().lower()
     with system_session() as db:
         user = db.scalar(select(User).where(User.username == username))
         if user is None or not user.is_active:

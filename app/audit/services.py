@@ -17,6 +17,7 @@ ACTION_LABELS = {
     "auth.session_expired": "会话超时",
     "auth.password_changed": "修改密码",
     "auth.password_reset": "重置密码",
+    "auth.unlocked": "解除锁定",
     "auth.workspace_switched": "切换工作区",
     "staff.user_created": "新建人员",
     "staff.role_granted": "授予角色",

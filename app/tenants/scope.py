@@ -58,10 +58,7 @@ def tenant_of(session: Session) -> TenantContext | None:
 
 
 def _touches_owned(state: ORMExecuteState) -> bool:
-    for mapper in state.all_mappers:
-        if issubclass(mapper.class_, WorkspaceOwned):
-            return True
-    return False
+    return any(issubclass(mapper.class_, WorkspaceOwned) for mapper in state.all_mappers)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -118,7 +115,9 @@ def cross_workspace(session: Session) -> Iterator[None]:
     """Let already-authorised code read and write across workspaces for one block.
 
     Only services behind a permission that is itself cross-workspace (a system administrator
-    managing workspaces) call this; the block is as small as the operation.
+    managing workspaces) call this, or a service that must check one fact across workspaces
+    before acting (e.g. "does this person hold a post elsewhere?") and returns none of the other
+    workspaces' data. The block is as small as the operation.
     """
     previous = tenant_of(session)
     bind_tenant(

@@ -113,7 +113,7 @@ def create_staff_member(
     password: str,
     role: str,
 ) -> User:
-    """A new account in the actor's unit, with one role; the person sets their own password on first sign-in."""
+    """A new account in the actor's unit, with one role; the person sets a password on first sign-in."""
     ws = current_workspace(db, actor)
     checked = _check_role(ws.kind, role)
     user = _new_user(db, username, display_name, office_phone, email, password)
@@ -362,7 +362,7 @@ def appoint_admin(
     email: str = "",
     password: str = "",
 ) -> User:
-    """Make a person (existing, or a new account when a password is given) the administrator of a workspace."""
+    """Make a person (existing, or new when a password is given) the administrator of a workspace."""
     ws = get_workspace(db, workspace_id)
     role = Role.CENTRE_ADMIN if ws.kind == WorkspaceKind.CENTRE else Role.UNIT_ADMIN
     username = username.strip().lower()

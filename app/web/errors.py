@@ -26,6 +26,8 @@ from app.errors import (
     PasswordChangeRequired,
 )
 from app.tenants.scope import TenantViolation
+from app.web import flash
+from app.web.identity import SESSION_COOKIE
 from app.web.render import is_htmx, render_html
 
 log = logging.getLogger("minpan.errors")
@@ -76,8 +78,13 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         else:
             target = "/login?next=" + quote(request.url.path, safe="/")
         if is_htmx(request):
-            return Response("", status_code=200, headers={"HX-Redirect": target})
-        return Response("", status_code=303, headers={"Location": target})
+            redirect = Response("", status_code=200, headers={"HX-Redirect": target})
+        else:
+            redirect = Response("", status_code=303, headers={"Location": target})
+        if request.scope.get("session_expired"):
+            redirect.delete_cookie(SESSION_COOKIE, path="/")
+            flash.add(redirect, "您长时间未操作，已自动退出，请重新登录。", "info")
+        return redirect
     if is_htmx(request):
         html, cookies = render_html(request, "errors/_fragment.html", code=code, title=title, message=message)
         # Show the message in the page's message area instead of swapping it into the target.

@@ -49,6 +49,7 @@ def environment() -> Environment:
     env.filters["role_label"] = _role_label
     env.globals["ROLE_LABELS"] = ROLE_LABELS
     env.globals["Permission"] = Permission
+    env.globals["settings"] = get_settings()
     return env
 
 
@@ -74,7 +75,7 @@ def render_html(request: Request[Any, Any, Any], template: str, **context: Any) 
         "nav": navigation(me, request.url.path),
         "messages": messages,
         "csrf_token": token,
-        "csrf_input": Markup(f'<input type="hidden" name="_csrf_token" value="{token}">'),
+        "csrf_input": Markup('<input type="hidden" name="_csrf_token" value="{}">').format(token),
         "htmx": is_htmx(request),
         "static_version": "1",
     }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Refreshes the vendored front-end files from the npm registry at pinned versions, then records
+# their checksums (scripts/install.sh verifies them). Run by hand when upgrading; not at install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HTMX_VERSION=2.0.11  # htmx 2.x: stable; 4.x is npm's "latest" but a different API
+tmp=$(mktemp -d)
+(cd "$tmp" && npm pack -q "htmx.org@${HTMX_VERSION}" >/dev/null && tar xzf "htmx.org-${HTMX_VERSION}.tgz")
+cp "$tmp/package/dist/htmx.min.js" "static/vendor/htmx-${HTMX_VERSION}.min.js"
+cp "$tmp/package/LICENSE" static/vendor/htmx.LICENSE
+(cd static/vendor && sha256sum ./*.js | sed 's# \./# #' > SHA256SUMS)
+rm -rf "$tmp"
