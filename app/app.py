@@ -13,6 +13,7 @@ from litestar.static_files import create_static_files_router
 
 from app.accounts.controllers import AccountController, AuthController
 from app.audit.controllers import AuditController
+from app.cases.controllers import CaseController, InboxController
 from app.permissions import PUBLIC, authorize, check_declarations
 from app.settings import Settings, get_settings
 from app.tenants.controllers import HomeController, StaffController, WorkspaceAdminController
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             StaffController,
             WorkspaceAdminController,
             AuditController,
+            CaseController,
+            InboxController,
             create_static_files_router(
                 path="/static", directories=[settings.static_dir], opt=PUBLIC, name="static"
             ),

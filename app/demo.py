@@ -133,4 +133,166 @@ def load_demo(db: Session) -> list[DemoLogin]:
             db.add(Membership(workspace_id=ws.id, user_id=user.id, role=role.value))
         logins.append(DemoLogin(username, user.display_name, ws.short_name, role.label))
     db.flush()
+    load_demo_cases(db)
     return logins
+
+
+# --- demo cases, taken through the real workflow ---------------------------------------------------
+
+_MESSAGES = [
+    (
+        "TL-2026-110301",
+        "consult",
+        "科尔沁区",
+        "城乡建设",
+        "明仁小区供暖温度不达标",
+        "入冬以来我家所在的科尔沁区明仁小区3号楼室温一直只有15度左右，多次给热力公司打电话没有结果，"
+        "家里有老人和孩子，请领导帮忙协调解决。",
+    ),
+    (
+        "TL-2026-110302",
+        "suggest",
+        "奈曼旗",
+        "交通运输",
+        "建议修缮大沁他拉镇至八仙筒镇道路",
+        "大沁他拉镇至八仙筒镇的县道多处坑洼，雨雪天气通行困难，建议有关部门尽快修缮。",
+    ),
+    (
+        "TL-2026-110303",
+        "help",
+        "开鲁县",
+        "教育",
+        "随迁子女入学手续咨询",
+        "我们一家从外地来开鲁县务工，孩子明年上小学，请问需要准备哪些材料，到哪里办理？",
+    ),
+    (
+        "TL-2026-110304",
+        "complain",
+        "科尔沁区",
+        "市场监管",
+        "农贸市场缺斤短两",
+        "在科尔沁区某农贸市场买菜多次遇到缺斤短两，希望加强监管。",
+    ),
+    ("TL-2026-110305", "other", "", "", "你好", "无具体内容。"),
+    (
+        "TL-2026-110306",
+        "consult",
+        "科尔沁区",
+        "教育",
+        "市区学校课后服务收费标准",
+        "请问市区小学课后服务的收费标准是多少？是否自愿参加？",
+    ),
+    (
+        "TL-2026-110307",
+        "consult",
+        "",
+        "税务",
+        "个体工商户电子发票开具咨询",
+        "个体工商户如何在电子税务局开具数电发票？需要先办理什么手续？",
+    ),
+]
+
+
+def demo_signature_png() -> str:
+    """A drawn-looking signature as a PNG data URL (what the signature pad sends)."""
+    import base64
+    import io
+    import math
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (480, 160), (255, 255, 255, 0))
+    draw = ImageDraw.Draw(img)
+    points = [(40 + x * 4, 90 + 28 * math.sin(x / 6) * math.cos(x / 17)) for x in range(100)]
+    draw.line(points, fill=(20, 20, 20, 255), width=4, joint="curve")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _actor(db: Session, username: str, slug: str):  # type: ignore[no-untyped-def]
+    from app.accounts.identity import CurrentUser
+    from app.accounts.services import posts_of
+
+    user = db.scalar(select(User).where(User.username == username))
+    assert user is not None
+    posts = posts_of(db, user.id)
+    post = next(p for p in posts if p.slug == slug)
+    return CurrentUser(user.id, user.username, user.display_name, "demo", False, posts, post, "demo")
+
+
+def load_demo_cases(db: Session) -> int:
+    """A few messages in every stage of the workflow, unless there are cases already."""
+    from app.cases.models import Assignment, Case
+    from app.cases.services import MessageInput, register_case
+    from app.workflows.engine import apply
+
+    if db.scalar(select(Case.id).limit(1)) is not None:
+        return 0
+    clerk = _actor(db, "zx.clerk", "portal-centre")
+    reviewer = _actor(db, "zx.reviewer", "portal-centre")
+    units = {w.slug: w.id for w in db.scalars(select(Workspace))}
+    cases = []
+    for i, (source, category, region, topic, title, body) in enumerate(_MESSAGES):
+        cases.append(
+            register_case(
+                db,
+                clerk,
+                MessageInput(
+                    board="mayor" if i % 3 else "chairman",
+                    source_id=source,
+                    title=title,
+                    body=body,
+                    posted_at=f"2026-11-{20 + i % 5:02d} 09:{10 + i:02d}",
+                    category=category,
+                    topic=topic,
+                    region=region,
+                    citizen_name=["王先生", "李女士", "张先生", "刘女士", "赵先生", "陈女士", "周先生"][i],
+                    citizen_phone=f"1384751{1000 + i * 37:04d}",
+                ),
+            )
+        )
+    heating, road, school, _market, empty, fees, invoice = cases
+    apply(
+        db,
+        clerk,
+        heating,
+        "dispatch",
+        lead_unit_id=units["horqin"],
+        co_unit_ids=[units["housing"]],
+        instructions="请尽快核实供暖情况并答复网民。",
+    )
+    apply(db, clerk, road, "dispatch", lead_unit_id=units["naiman"], co_unit_ids=[])
+    apply(db, clerk, invoice, "dispatch", lead_unit_id=units["tax"], co_unit_ids=[])
+    apply(
+        db,
+        clerk,
+        empty,
+        "decline",
+        reason="unlawful_abusive",
+        explanation="留言无实质内容。",
+        suggestion="如有具体诉求，请详细描述后重新留言。",
+    )
+    # One message taken all the way: dispatched, received, drafted, signed and sealed, published.
+    apply(db, clerk, fees, "dispatch", lead_unit_id=units["education"], co_unit_ids=[])
+    assignment = db.scalar(select(Assignment).where(Assignment.case_id == fees.id))
+    assert assignment is not None
+    handler = _actor(db, "education.handler", "education")
+    principal = _actor(db, "education.principal", "education")
+    apply(db, handler, assignment, "receive")
+    apply(
+        db,
+        handler,
+        assignment,
+        "save_draft",
+        reply_text=(
+            "网民朋友您好：经核实，我市中小学课后服务坚持学生自愿参加原则，收费标准按照市发展改革委、"
+            "市教育局联合印发的文件执行，每生每学期不超过300元，家庭经济困难学生免收。感谢您的关注。"
+        ),
+    )
+    apply(db, handler, assignment, "request_signoff")
+    apply(db, principal, assignment, "sign", signature=demo_signature_png())
+    apply(db, reviewer, fees, "publish")
+    _ = school
+    db.flush()
+    return len(cases)

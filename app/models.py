@@ -2,6 +2,17 @@
 
 from app.accounts.models import User, UserSession
 from app.audit.models import AuditEvent
+from app.cases.models import Assignment, Case, Counter, TimelineEntry
 from app.tenants.models import Membership, Workspace
 
-__all__ = ["AuditEvent", "Membership", "User", "UserSession", "Workspace"]
+__all__ = [
+    "Assignment",
+    "AuditEvent",
+    "Case",
+    "Counter",
+    "Membership",
+    "TimelineEntry",
+    "User",
+    "UserSession",
+    "Workspace",
+]

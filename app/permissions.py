@@ -85,6 +85,11 @@ class Permission(enum.StrEnum):
     STAFF_MANAGE = "staff:manage"
     AUDIT_VIEW = "audit:view"
     AUDIT_VIEW_ALL = "audit:view_all"
+    CASE_VIEW = "case:view"
+    CASE_REGISTER = "case:register"
+    CASE_ACT = "case:act"
+    ASSIGNMENT_VIEW = "assignment:view"
+    ASSIGNMENT_ACT = "assignment:act"
 
 
 ACCESS_KEY: Final = "access"

@@ -18,20 +18,22 @@ UNIT_KINDS = ("county", "bureau", "vertical")
 V, WM = Permission.WORKSPACE_VIEW, Permission.WORKSPACE_MANAGE
 SV, SM = Permission.STAFF_VIEW, Permission.STAFF_MANAGE
 AV, AA = Permission.AUDIT_VIEW, Permission.AUDIT_VIEW_ALL
+CV, CR, CA = Permission.CASE_VIEW, Permission.CASE_REGISTER, Permission.CASE_ACT
+GV, GA = Permission.ASSIGNMENT_VIEW, Permission.ASSIGNMENT_ACT
 
 # (role, kind) -> the permissions it has; every other combination is denied.
 EXPECTED: dict[tuple[Role, str], set[Permission]] = {
-    (Role.CENTRE_CLERK, "centre"): {V},
-    (Role.CENTRE_REVIEWER, "centre"): {V},
-    (Role.CENTRE_ADMIN, "centre"): {V, SV, SM, AV},
+    (Role.CENTRE_CLERK, "centre"): {V, CV, CR, CA},
+    (Role.CENTRE_REVIEWER, "centre"): {V, CV, CA},
+    (Role.CENTRE_ADMIN, "centre"): {V, SV, SM, AV, CV},
     (Role.SYSTEM_ADMIN, "centre"): {V, WM, AV, AA},
     (Role.SUPERVISOR, "supervisor"): {V},
     (Role.CITY_LEADER, "supervisor"): {V},
     (Role.UNIT_ADMIN, "supervisor"): {V, SV, SM, AV},
-    **{(Role.HANDLER, k): {V} for k in UNIT_KINDS},
-    **{(Role.DEPUTY, k): {V, SV} for k in UNIT_KINDS},
-    **{(Role.PRINCIPAL, k): {V, SV} for k in UNIT_KINDS},
-    **{(Role.UNIT_ADMIN, k): {V, SV, SM, AV} for k in UNIT_KINDS},
+    **{(Role.HANDLER, k): {V, GV, GA} for k in UNIT_KINDS},
+    **{(Role.DEPUTY, k): {V, SV, GV, GA} for k in UNIT_KINDS},
+    **{(Role.PRINCIPAL, k): {V, SV, GV, GA} for k in UNIT_KINDS},
+    **{(Role.UNIT_ADMIN, k): {V, SV, SM, AV, GV, GA} for k in UNIT_KINDS},
 }
 
 

@@ -75,9 +75,40 @@ def _ids(slug: str, username: str) -> tuple[int, int]:
     return ws, user
 
 
-def _fill(path: str, workspace_id: int, user_id: int) -> str:
+MISSING = 10**6  # another workspace's object answers exactly like a missing one
+
+
+def _fill(
+    path: str, workspace_id: int, user_id: int, case_id: int = MISSING, assignment_id: int = MISSING
+) -> str:
+    # A real step of the workflow, refused here for want of input or for the wrong state.
+    path = path.replace("{action:str}", "sign" if path.startswith("/inbox/") else "dispatch")
     path = re.sub(r"\{workspace_id:int\}", str(workspace_id), path)
+    path = re.sub(r"\{case_id:int\}", str(case_id), path)
+    path = re.sub(r"\{assignment_id:int\}", str(assignment_id), path)
     return re.sub(r"\{user_id:int\}", str(user_id), path)
+
+
+def _own_case_and_assignment(slug: str) -> tuple[int, int]:
+    from app.cases.models import Assignment, Case
+
+    with system_session() as db:
+        ws = db.scalar(select(Workspace.id).where(Workspace.slug == slug))
+        case = db.scalar(select(Case.id).where(Case.workspace_id == ws)) or db.scalar(
+            select(Case.id).limit(1)
+        )
+        assignment = db.scalar(select(Assignment.id).where(Assignment.workspace_id == ws))
+    return case or MISSING, assignment or MISSING
+
+
+def _foreign_assignment() -> int:
+    from app.cases.models import Assignment
+
+    with system_session() as db:
+        ws = db.scalar(select(Workspace.id).where(Workspace.slug == FOREIGN))
+        found = db.scalar(select(Assignment.id).where(Assignment.workspace_id == ws))
+    assert found
+    return found
 
 
 def _foreign_markers() -> list[str]:
@@ -148,16 +179,18 @@ def test_route_walk(make_client, username: str, role: str) -> None:  # type: ign
     }
     own_ws, own_user = _ids(slug, colleague)
     foreign_ws, foreign_user = _ids(FOREIGN, f"{FOREIGN}.handler")
+    own_case, own_assignment = _own_case_and_assignment(slug)
+    foreign_case, foreign_assignment = MISSING, _foreign_assignment()
 
     walked = 0
     for ep in sorted(endpoints(), key=_walk_order):
         if ep.path == "/logout":
             continue
-        variants = [("own", own_ws, own_user)]
+        variants = [("own", own_ws, own_user, own_case, own_assignment)]
         if "{" in ep.path:
-            variants.append(("foreign", foreign_ws, foreign_user))
-        for which, ws_id, user_id in variants:
-            path = _fill(ep.path, ws_id, user_id)
+            variants.append(("foreign", foreign_ws, foreign_user, foreign_case, foreign_assignment))
+        for which, ws_id, user_id, case_id, assignment_id in variants:
+            path = _fill(ep.path, ws_id, user_id, case_id, assignment_id)
             response = _request(client, ep, path, data.get(ep.path))
             code = response.status_code
             walked += 1

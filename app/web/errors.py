@@ -15,6 +15,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.errors import (
     Conflict,
@@ -51,6 +52,9 @@ def _describe(exc: Exception) -> tuple[int, str, str]:
         return exc.status_code, exc.title, exc.message
     if isinstance(exc, PermissionDeniedException) and "CSRF" in str(exc.detail):
         return 403, "页面已过期", "页面安全校验失败（可能已超时），请刷新页面后重新提交。"
+    if isinstance(exc, StaleDataError):
+        # Another person changed the same case between our read and our write (optimistic lock).
+        return 409, Conflict.title, "该办件已被他人处理，请刷新后查看最新状态。"
     if isinstance(exc, TenantViolation):
         # Always a bug, and never a reason to show anything of the other workspace.
         log.error("tenant violation: %s", exc)

@@ -1,0 +1,174 @@
+"""The centre's case pages and the unit's assignment inbox. Every state change is one call to the
+workflow engine through ``services.take_action``; the engine decides who may take which step."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery
+from sqlalchemy.orm import Session
+
+from app.accounts.identity import CurrentUser
+from app.cases import services
+from app.cases.vocab import ASSIGNMENT_STATES, BOARDS, CASE_STATES, CATEGORIES, DECLINE_REASONS, QUALITY_FLAGS
+from app.permissions import Permission, requires
+from app.web import flash
+from app.web.deps import attempt
+from app.web.render import page
+from app.workflows import engine
+from app.workflows.transitions import ACTION_LABELS
+
+Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+VOCAB = {
+    "boards": BOARDS,
+    "categories": CATEGORIES,
+    "case_states": CASE_STATES,
+    "assignment_states": ASSIGNMENT_STATES,
+    "decline_reasons": DECLINE_REASONS,
+    "quality_flags": QUALITY_FLAGS,
+    "action_labels": ACTION_LABELS,
+}
+
+
+def _redirect(to: str, message: str) -> Response[Any]:
+    return flash.add(Response("", status_code=303, headers={"Location": to}), message)
+
+
+class CaseController(Controller):
+    path = "/cases"
+
+    @get("", opt=requires(Permission.CASE_VIEW), sync_to_thread=True)
+    def queue(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        status: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        state = status if status in CASE_STATES else None
+        return page(request, "cases/queue.html", cases=services.centre_queue(db, state), state=state, **VOCAB)
+
+    @get("/new", opt=requires(Permission.CASE_REGISTER), sync_to_thread=False)
+    def new(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        return page(request, "cases/register.html", form={}, error=None, **VOCAB)
+
+    @post("", opt=requires(Permission.CASE_REGISTER), sync_to_thread=True)
+    def register(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        data: Form,
+    ) -> Response[Any]:
+        case, error = attempt(
+            db, lambda: services.register_case(db, me, services.MessageInput.from_form(data))
+        )
+        if error:
+            return page(request, "cases/register.html", status_code=422, form=data, error=error, **VOCAB)
+        return _redirect(f"/cases/{case.id}", "留言已登记。")  # type: ignore[union-attr]
+
+    def _detail(
+        self,
+        request: Request[Any, Any, Any],
+        db: Session,
+        case_id: int,
+        *,
+        error: Any = None,
+        status_code: int = 200,
+    ) -> Response[Any]:
+        case = services.get_case(db, case_id)
+        me: CurrentUser = request.scope["user"]
+        return page(
+            request,
+            "cases/detail.html",
+            status_code=status_code,
+            case=case,
+            can=engine.available(me, case),
+            units=services.units_on_case(db, case),
+            timeline=services.case_timeline(db, case),
+            targets=services.dispatch_targets(db) if case.state == "received" else [],
+            error=error,
+            **VOCAB,
+        )
+
+    @get("/{case_id:int}", opt=requires(Permission.CASE_VIEW), sync_to_thread=True)
+    def detail(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Session], case_id: FromPath[int]
+    ) -> Response[Any]:
+        return self._detail(request, db, case_id)
+
+    @post("/{case_id:int}/act/{action:str}", opt=requires(Permission.CASE_ACT), sync_to_thread=True)
+    def act(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        case_id: FromPath[int],
+        action: FromPath[str],
+        data: Form,
+    ) -> Response[Any]:
+        case = services.get_case(db, case_id)
+        label, error = attempt(db, lambda: services.take_action(db, me, case, action, dict(data)))
+        if error:
+            db.expire_all()
+            return self._detail(request, db, case_id, error=error, status_code=error.status_code)
+        return _redirect(f"/cases/{case_id}", f"已完成：{label}")
+
+
+class InboxController(Controller):
+    path = "/inbox"
+
+    @get("", opt=requires(Permission.ASSIGNMENT_VIEW), sync_to_thread=True)
+    def inbox(self, request: Request[Any, Any, Any], db: NamedDependency[Session]) -> Response[Any]:
+        return page(request, "inbox/list.html", rows=services.unit_inbox(db), **VOCAB)
+
+    def _detail(
+        self,
+        request: Request[Any, Any, Any],
+        db: Session,
+        assignment_id: int,
+        *,
+        error: Any = None,
+        status_code: int = 200,
+    ) -> Response[Any]:
+        assignment = services.get_assignment(db, assignment_id)
+        me: CurrentUser = request.scope["user"]
+        return page(
+            request,
+            "inbox/detail.html",
+            status_code=status_code,
+            a=assignment,
+            can=engine.available(me, assignment),
+            timeline=services.assignment_timeline(db, assignment),
+            co_input=services.co_unit_input(db, assignment),
+            error=error,
+            **VOCAB,
+        )
+
+    @get("/{assignment_id:int}", opt=requires(Permission.ASSIGNMENT_VIEW), sync_to_thread=True)
+    def detail(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Session], assignment_id: FromPath[int]
+    ) -> Response[Any]:
+        return self._detail(request, db, assignment_id)
+
+    @post(
+        "/{assignment_id:int}/act/{action:str}", opt=requires(Permission.ASSIGNMENT_ACT), sync_to_thread=True
+    )
+    def act(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        assignment_id: FromPath[int],
+        action: FromPath[str],
+        data: Form,
+    ) -> Response[Any]:
+        assignment = services.get_assignment(db, assignment_id)
+        label, error = attempt(db, lambda: services.take_action(db, me, assignment, action, dict(data)))
+        if error:
+            db.expire_all()
+            return self._detail(request, db, assignment_id, error=error, status_code=error.status_code)
+        return _redirect(f"/inbox/{assignment_id}", f"已完成：{label}")

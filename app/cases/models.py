@@ -1,0 +1,144 @@
+"""Case (owned by the centre) and Assignment (owned by the unit), and the timeline of both.
+
+What crosses between workspaces does so as a document, exactly as on paper: the 承办单 copies the
+message data into the unit's assignment (第九条); the signed 回复意见 is copied back onto the case
+(第十一条). Only the workflow engine performs those deliveries.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+from app.tenants.models import WorkspaceOwned
+
+
+class Case(WorkspaceOwned, Base):
+    """One citizen's message, from registration to archive. Owned by the centre's workspace."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), default="received", index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # The message (第三条, 第九条).
+    board: Mapped[str] = mapped_column(String(20))
+    source_id: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    posted_at: Mapped[datetime]
+    category: Mapped[str] = mapped_column(String(20))
+    topic: Mapped[str] = mapped_column(String(60), default="")
+    region: Mapped[str] = mapped_column(String(60), default="")
+    # Personal data: staff only, never public (第七条, 第十八条).
+    citizen_name: Mapped[str] = mapped_column(String(60), default="")
+    citizen_phone: Mapped[str] = mapped_column(String(40), default="")
+    citizen_email: Mapped[str] = mapped_column(String(200), default="")
+    registered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    # Decline (第五条).
+    decline_reason: Mapped[str] = mapped_column(String(30), default="")
+    decline_explanation: Mapped[str] = mapped_column(Text, default="")
+    decline_suggestion: Mapped[str] = mapped_column(Text, default="")
+    # Dispatch (第十条).
+    sheet_number: Mapped[str | None] = mapped_column(String(40), unique=True)
+    dispatched_at: Mapped[datetime | None]
+    due_date: Mapped[date | None]
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    # The reply as delivered by the lead unit and published (第十一条, 第十二条).
+    reply_text: Mapped[str] = mapped_column(Text, default="")
+    reply_private: Mapped[bool] = mapped_column(default=False)
+    reply_unit_id: Mapped[int | None] = mapped_column(ForeignKey("workspaces.id", ondelete="SET NULL"))
+    reply_handler_name: Mapped[str] = mapped_column(String(64), default="")
+    reply_handler_phone: Mapped[str] = mapped_column(String(40), default="")
+    reply_signed_by: Mapped[str] = mapped_column(String(64), default="")
+    reply_signature: Mapped[str] = mapped_column(Text, default="")
+    reply_submitted_at: Mapped[datetime | None]
+    quality_flag: Mapped[str] = mapped_column(String(30), default="")
+    published_at: Mapped[datetime | None]
+    archived_at: Mapped[datetime | None]
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012  (the second, database-level version check)
+
+
+class Assignment(WorkspaceOwned, Base):
+    """A unit's copy of the 承办单 and its work on it. Owned by the unit's workspace."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("case_id", "workspace_id", "round", name="uq_assignments_case_unit"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    round: Mapped[int] = mapped_column(Integer, default=1)  # re-dispatch after a return starts a new round
+    is_lead: Mapped[bool] = mapped_column(default=True)  # 牵头 (else 协办), 第十条
+    state: Mapped[str] = mapped_column(String(24), default="pending", index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # The assignment sheet's data (承办单, 附件2).
+    sheet_number: Mapped[str] = mapped_column(String(40))
+    lead_unit_name: Mapped[str] = mapped_column(String(200), default="")
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(20))
+    posted_at: Mapped[datetime]
+    citizen_name: Mapped[str] = mapped_column(String(60), default="")
+    citizen_phone: Mapped[str] = mapped_column(String(40), default="")
+    citizen_email: Mapped[str] = mapped_column(String(200), default="")
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    dispatched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_date: Mapped[date]
+    received_at: Mapped[datetime | None]
+    handler_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The draft reply and its sign-off (第十一条). Editing bumps draft_version; a signature is
+    # valid only for the draft_version it signed.
+    reply_text: Mapped[str] = mapped_column(Text, default="")
+    reply_private: Mapped[bool] = mapped_column(default=False)
+    draft_version: Mapped[int] = mapped_column(Integer, default=0)
+    signed_version: Mapped[int | None]
+    signature: Mapped[str] = mapped_column(Text, default="")  # PNG data URL drawn on the pad
+    signed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    signed_at: Mapped[datetime | None]
+    # Return (第十五条) and extension (第十四条).
+    return_reason: Mapped[str] = mapped_column(Text, default="")
+    return_signature: Mapped[str] = mapped_column(Text, default="")
+    extension_days: Mapped[int | None]
+    extension_reason: Mapped[str] = mapped_column(Text, default="")
+    # What the centre said when it sent the reply back (第十九条).
+    centre_comment: Mapped[str] = mapped_column(Text, default="")
+    quality_flag: Mapped[str] = mapped_column(String(30), default="")
+    # A co-unit's input to the lead unit (第十条).
+    contribution: Mapped[str] = mapped_column(Text, default="")
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class TimelineEntry(WorkspaceOwned, Base):
+    """One step of a case or assignment: who, when, where, what, with comment and signature."""
+
+    __tablename__ = "timeline_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_name: Mapped[str] = mapped_column(String(64), default="")
+    workspace_name: Mapped[str] = mapped_column(String(100), default="")
+    action: Mapped[str] = mapped_column(String(40))
+    from_state: Mapped[str] = mapped_column(String(24), default="")
+    to_state: Mapped[str] = mapped_column(String(24), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    signature: Mapped[str] = mapped_column(Text, default="")
+
+
+class Counter(Base):
+    """Yearly document numbers (通留〔2026〕123号): one row per series and year."""
+
+    __tablename__ = "counters"
+
+    series: Mapped[str] = mapped_column(String(30), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,239 @@
+"""Registering messages and reading cases and assignments.
+
+Reads go through the caller's tenant-scoped session: the centre sees its cases, a unit its
+assignments. The centre's view of the units working on one of its cases is cross-workspace by
+role (第六条: the centre dispatches and follows up), and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case as sql_case
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.accounts.identity import CurrentUser
+from app.cases.models import Assignment, Case, TimelineEntry
+from app.cases.vocab import BOARDS, CATEGORIES
+from app.errors import InvalidInput, NotFound
+from app.settings import get_settings
+from app.tenants.models import Workspace, WorkspaceKind
+from app.tenants.scope import cross_workspace
+from app.workflows import engine
+from app.workflows.deadlines import local_date, working_days_left
+
+OPEN_ASSIGNMENT_STATES = (
+    "pending",
+    "handling",
+    "awaiting_signoff",
+    "return_drafted",
+    "extension_requested",
+    "extension_pending",
+    "return_requested",
+)
+
+
+@dataclass(frozen=True)
+class MessageInput:
+    board: str
+    source_id: str
+    title: str
+    body: str
+    posted_at: str
+    category: str
+    topic: str = ""
+    region: str = ""
+    citizen_name: str = ""
+    citizen_phone: str = ""
+    citizen_email: str = ""
+
+    @classmethod
+    def from_form(cls, data: dict[str, Any]) -> MessageInput:
+        return cls(**{k: str(data.get(k, "") or "").strip() for k in cls.__dataclass_fields__})
+
+
+def parse_posted_at(value: str) -> datetime:
+    """'2026-11-20 09:30' or '2026-11-20T09:30' in Tongliao time, or a date alone."""
+    value = value.strip().replace("T", " ")
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M", "%Y/%m/%d"):
+        try:
+            local = datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        return local.replace(tzinfo=ZoneInfo(get_settings().timezone)).astimezone(UTC)
+    raise InvalidInput("留言时间格式应为 2026-11-20 09:30。", field="posted_at")
+
+
+def validate_message(db: Session, msg: MessageInput) -> datetime:
+    if msg.board not in BOARDS:
+        raise InvalidInput("请选择留言来源板块（市长板块或主席板块）。", field="board")
+    if not msg.source_id or len(msg.source_id) > 64:
+        raise InvalidInput("请填写留言板上的留言编号（不超过 64 位）。", field="source_id")
+    if not msg.title or len(msg.title) > 200:
+        raise InvalidInput("请填写留言标题（不超过 200 字）。", field="title")
+    if not msg.body:
+        raise InvalidInput("请填写留言内容。", field="body")
+    if msg.category not in CATEGORIES:
+        raise InvalidInput("请选择留言类别。", field="category")
+    posted = parse_posted_at(msg.posted_at)
+    if posted > datetime.now(UTC):
+        raise InvalidInput("留言时间不能晚于当前时间。", field="posted_at")
+    if len(msg.citizen_phone) > 40 or len(msg.citizen_email) > 200 or len(msg.citizen_name) > 60:
+        raise InvalidInput("网民联系方式过长。", field="citizen_phone")
+    # 第五条: the same message is never registered twice (checked across the whole table).
+    with cross_workspace(db):
+        exists = db.scalar(select(Case.id).where(Case.source_id == msg.source_id))
+    if exists is not None:
+        raise InvalidInput(f"留言编号 {msg.source_id} 已登记，不能重复登记。", field="source_id")
+    return posted
+
+
+def register_case(db: Session, actor: CurrentUser, msg: MessageInput) -> Case:
+    """登记 (第九条): one message becomes one case in the centre's workspace."""
+    if actor.workspace is None or actor.workspace.kind != WorkspaceKind.CENTRE:
+        raise NotFound()
+    posted = validate_message(db, msg)
+    case = Case(
+        workspace_id=actor.workspace.workspace_id,
+        board=msg.board,
+        source_id=msg.source_id,
+        title=msg.title,
+        body=msg.body,
+        posted_at=posted,
+        category=msg.category,
+        topic=msg.topic,
+        region=msg.region,
+        citizen_name=msg.citizen_name,
+        citizen_phone=msg.citizen_phone,
+        citizen_email=msg.citizen_email,
+        registered_by_id=actor.user_id,
+    )
+    db.add(case)
+    db.flush()
+    return case
+
+
+def take_action(
+    db: Session, actor: CurrentUser, obj: Case | Assignment, action: str, payload: dict[str, Any]
+) -> str:
+    """Any workflow step from a form; the engine decides whether it is allowed."""
+    version = payload.pop("version", None)
+    try:
+        expected = int(version) if version not in (None, "") else None
+    except (TypeError, ValueError):
+        expected = None
+    return engine.apply(db, actor, obj, action, expected_version=expected, **payload).label
+
+
+# --- the centre ----------------------------------------------------------------------------------
+
+
+def centre_queue(db: Session, state: str | None, limit: int = 100) -> list[Case]:
+    query = select(Case).order_by(Case.registered_at.desc()).limit(limit)
+    if state:
+        query = query.where(Case.state == state)
+    return list(db.scalars(query))
+
+
+def get_case(db: Session, case_id: int) -> Case:
+    case = db.get(Case, case_id)
+    if case is None:
+        raise NotFound()
+    return case
+
+
+@dataclass
+class UnitWork:
+    assignment: Assignment
+    unit: Workspace
+
+
+def units_on_case(db: Session, case: Case) -> list[UnitWork]:
+    """The centre follows the units it dispatched to (第六条, 第十三条): cross-workspace by role."""
+    with cross_workspace(db):
+        rows = db.execute(
+            select(Assignment, Workspace)
+            .join(Workspace, Workspace.id == Assignment.workspace_id)
+            .where(Assignment.case_id == case.id)
+            .order_by(Assignment.round.desc(), Assignment.is_lead.desc())
+        ).all()
+    return [UnitWork(a, w) for a, w in rows]
+
+
+def case_timeline(db: Session, case: Case) -> list[TimelineEntry]:
+    with cross_workspace(db):
+        return list(
+            db.scalars(
+                select(TimelineEntry)
+                .where(TimelineEntry.case_id == case.id)
+                .order_by(TimelineEntry.at, TimelineEntry.id)
+            )
+        )
+
+
+def dispatch_targets(db: Session) -> list[Workspace]:
+    kinds = [k.value for k in WorkspaceKind if k.is_unit]
+    return list(
+        db.scalars(
+            select(Workspace)
+            .where(Workspace.kind.in_(kinds), Workspace.is_active.is_(True))
+            .order_by(Workspace.kind, Workspace.id)
+        )
+    )
+
+
+# --- the unit ------------------------------------------------------------------------------------
+
+
+@dataclass
+class InboxRow:
+    assignment: Assignment
+    days_left: int
+
+
+def unit_inbox(db: Session, today: date | None = None) -> list[InboxRow]:
+    """The unit's assignments, most urgent first: open ones by due date, then the finished ones."""
+    today = today or local_date(datetime.now(UTC))
+    is_open = sql_case((Assignment.state.in_(OPEN_ASSIGNMENT_STATES), 0), else_=1)
+    rows = db.scalars(select(Assignment).order_by(is_open, Assignment.due_date, Assignment.id).limit(200))
+    return [InboxRow(a, working_days_left(today, a.due_date)) for a in rows]
+
+
+def get_assignment(db: Session, assignment_id: int) -> Assignment:
+    assignment = db.get(Assignment, assignment_id)
+    if assignment is None:
+        raise NotFound()
+    return assignment
+
+
+def assignment_timeline(db: Session, assignment: Assignment) -> list[TimelineEntry]:
+    return list(
+        db.scalars(
+            select(TimelineEntry)
+            .where(TimelineEntry.assignment_id == assignment.id)
+            .order_by(TimelineEntry.at, TimelineEntry.id)
+        )
+    )
+
+
+def co_unit_input(db: Session, assignment: Assignment) -> list[tuple[str, str]]:
+    """What the co-units reported to the lead unit (第十条): the lead composes the one reply."""
+    if not assignment.is_lead:
+        return []
+    with cross_workspace(db):
+        rows = db.execute(
+            select(Workspace.short_name, Assignment.contribution, Assignment.state)
+            .join(Workspace, Workspace.id == Assignment.workspace_id)
+            .where(
+                Assignment.case_id == assignment.case_id,
+                Assignment.round == assignment.round,
+                Assignment.is_lead.is_(False),
+            )
+        ).all()
+    return [
+        (name, text if state in ("submitted", "closed") else "（尚未报送）") for name, text, state in rows
+    ]
