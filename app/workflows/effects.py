@@ -265,7 +265,8 @@ def extension_decision_problem(step: Step) -> str | None:
         except (TypeError, ValueError):
             days = 0
         if not 1 <= days <= (assignment.extension_days or 0):
-            return f"同意延期的天数须为 1 至 {assignment.extension_days} 个工作日（第十四条：最长不超过 3 个工作日）。"
+            limit = assignment.extension_days
+            return f"同意延期的天数须为 1 至 {limit} 个工作日（第十四条：最长不超过 3 个工作日）。"
     return None
 
 

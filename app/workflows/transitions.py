@@ -75,7 +75,8 @@ def on_day_of_receipt(step: Step) -> str | None:
 
     received = step.obj.received_at or step.obj.dispatched_at
     if local_date(step.now) != local_date(received):
-        return f"退办须在收到承办单当日（{local_date(received):%Y年%m月%d日}）提出，现已逾期，不能退办（第十五条）。"
+        day = f"{local_date(received):%Y年%m月%d日}"
+        return f"退办须在收到承办单当日（{day}）提出，现已逾期，不能退办（第十五条）。"
     return None
 
 
