@@ -13,7 +13,7 @@ from litestar.static_files import create_static_files_router
 
 from app.accounts.controllers import AccountController, AuthController
 from app.audit.controllers import AuditController
-from app.cases.controllers import CaseController, InboxController
+from app.cases.controllers import CaseController, FlowChartController, InboxController
 from app.permissions import PUBLIC, authorize, check_declarations
 from app.settings import Settings, get_settings
 from app.tenants.controllers import HomeController, StaffController, WorkspaceAdminController
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuditController,
             CaseController,
             InboxController,
+            FlowChartController,
             create_static_files_router(
                 path="/static", directories=[settings.static_dir], opt=PUBLIC, name="static"
             ),

@@ -13,7 +13,7 @@ sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
 packages=(python3 python3-venv fonts-noto-cjk libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0
-          libcairo2 poppler-utils ca-certificates)
+          libcairo2 poppler-utils graphviz ca-certificates)
 if [ "$dev" = 1 ]; then packages+=(chromium); fi
 
 missing=()

@@ -195,3 +195,15 @@ def test_every_state_is_reachable_and_every_target_is_a_known_state() -> None:
         assert state == "received" or ("case", state) in targets
     for state in ASSIGNMENT_STATES:
         assert state == "pending" or ("assignment", state) in targets
+
+
+def test_the_flow_chart_is_drawn_from_the_table(client) -> None:  # type: ignore[no-untyped-def]
+    from tests.helpers import sign_in
+
+    sign_in(client, "horqin.handler")
+    page = client.get("/workflow")
+    assert page.status_code == 200 and page.text.count("<svg") == 2
+    for t in TABLE:
+        assert t.label in page.text, t.label
+    for label in (*CASE_STATES.values(), *ASSIGNMENT_STATES.values()):
+        assert label in page.text, label

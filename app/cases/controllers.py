@@ -118,6 +118,20 @@ class CaseController(Controller):
         return _redirect(f"/cases/{case_id}", f"已完成：{label}")
 
 
+class FlowChartController(Controller):
+    """附件1: the flow chart, drawn from the transition table."""
+
+    @get("/workflow", opt=requires(Permission.WORKSPACE_VIEW), sync_to_thread=True)
+    def chart(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        from markupsafe import Markup
+
+        from app.workflows.chart import flow_chart_svg
+        from app.workflows.transitions import TABLE
+
+        charts = {machine: Markup(flow_chart_svg(machine)) for machine in ("case", "assignment")}
+        return page(request, "cases/workflow.html", charts=charts, table=TABLE, **VOCAB)
+
+
 class InboxController(Controller):
     path = "/inbox"
 
