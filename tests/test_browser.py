@@ -7,150 +7,25 @@ through the MINPAN_* environment set by ``tests/conftest.py``.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from app.accounts.models import User
 from app.db import system_session
-from app.demo import DEMO_PASSWORD
 from app.tenants.models import Membership, Workspace
-from tests.conftest import OUTPUT, ROOT, reset_data
+from tests.browser_support import (  # noqa: F401 - the *_fixture functions register fixtures
+    PORTRAIT,
+    browser_fixture,
+    new_context,
+    no_horizontal_scroll,
+    server_fixture,
+    shot,
+    sign_in,
+    tablet_fixture,
+)
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-SHOTS = OUTPUT / "browser"
-LANDSCAPE = {"width": 1024, "height": 768}
-PORTRAIT = {"width": 768, "height": 1024}
-VIEWPORTS = [pytest.param(LANDSCAPE, id="landscape"), pytest.param(PORTRAIT, id="portrait")]
-TIMEOUT_MS = 10_000
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    pytest.skip(f"{CHROMIUM} not installed", allow_module_level=True)
-
-
-# --- server and browser ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(url + "/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def server(schema: None) -> Iterator[str]:
-    """The real app under uvicorn, on fresh demo data (``demo`` is function-scoped, so reset here)."""
-    reset_data()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = SHOTS / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=dict(os.environ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while not _healthy(base):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = log_path.read_text(errors="replace")[-3000:]
-                    pytest.fail(f"server did not answer /healthz within 20 s (exit {proc.poll()}):\n{tail}")
-                time.sleep(0.1)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def _context(browser: Browser, base: str, viewport: dict[str, int]) -> BrowserContext:
-    ctx = browser.new_context(base_url=base, viewport=viewport, locale="zh-CN")  # type: ignore[arg-type]
-    ctx.set_default_timeout(TIMEOUT_MS)
-    return ctx
-
-
-@pytest.fixture(params=VIEWPORTS)
-def tablet(request: pytest.FixtureRequest, browser: Browser, server: str) -> Iterator[Page]:
-    ctx = _context(browser, server, request.param)
-    yield ctx.new_page()
-    ctx.close()
-
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def _tag(page: Page) -> str:
-    size = page.viewport_size
-    assert size is not None
-    return f"{size['width']}x{size['height']}"
-
-
-def shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}-{_tag(page)}.png"), full_page=True)
-
-
-def sign_in(page: Page, username: str, password: str = DEMO_PASSWORD) -> None:
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.locator("form[action='/login'] button[type=submit]").click()
-    page.wait_for_url("**/ws")
-
-
-def no_horizontal_scroll(page: Page) -> None:
-    widths = page.evaluate("() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})")
-    assert widths["scroll"] <= widths["inner"], f"page scrolls horizontally at {_tag(page)}: {widths}"
 
 
 def _names_outside(slug: str) -> set[str]:
@@ -243,7 +118,7 @@ def test_sign_out(tablet: Page) -> None:
 
 
 def test_unit_admin_staff_portrait(browser: Browser, server: str) -> None:
-    ctx = _context(browser, server, PORTRAIT)
+    ctx = new_context(browser, server, PORTRAIT)
     try:
         page = ctx.new_page()
         sign_in(page, "horqin.admin")

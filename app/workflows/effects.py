@@ -154,6 +154,7 @@ def save_draft(step: Step) -> None:
 
 def record_contribution(step: Step) -> None:
     step.obj.contribution = _text(step, "text")
+    step.comment = step.comment or step.obj.contribution
 
 
 def sign_and_deliver(step: Step) -> None:
@@ -184,6 +185,7 @@ def sign_and_deliver(step: Step) -> None:
 
 def record_return_reason(step: Step) -> None:
     step.obj.return_reason = _text(step, "reason")
+    step.comment = step.comment or step.obj.return_reason  # the reason stays on the timeline
 
 
 def record_return_signature(step: Step) -> None:
@@ -193,6 +195,7 @@ def record_return_signature(step: Step) -> None:
 def record_extension_request(step: Step) -> None:
     step.obj.extension_days = int(step.payload["days"])
     step.obj.extension_reason = _text(step, "reason")
+    step.comment = step.comment or f"申请延期 {step.obj.extension_days} 个工作日：{step.obj.extension_reason}"
 
 
 def clear_extension_request(step: Step) -> None:

@@ -7,12 +7,20 @@
     var input = box.querySelector("input[name=signature]");
     var note = box.querySelector("[data-sign-note]");
     var pad = new window.SignaturePad(canvas, { penColor: "#111", minWidth: 1.2, maxWidth: 3.2 });
+    var size = "";
     function resize() {
+      // Only when the canvas really changes size (rotation), and keep what was drawn:
+      // browsers also fire "resize" when the address bar hides while scrolling.
+      var next = canvas.offsetWidth + "x" + canvas.offsetHeight;
+      if (next === size) { return; }
+      size = next;
+      var strokes = pad.toData();
       var ratio = Math.max(window.devicePixelRatio || 1, 1);
       canvas.width = canvas.offsetWidth * ratio;
       canvas.height = canvas.offsetHeight * ratio;
       canvas.getContext("2d").scale(ratio, ratio);
       pad.clear();
+      if (strokes.length) { pad.fromData(strokes); }
     }
     window.addEventListener("resize", resize);
     resize();
@@ -23,6 +31,7 @@
         note.textContent = "请先在签名框内手写签名。";
         return;
       }
+      note.textContent = "";
       input.value = pad.toDataURL("image/png");
     });
   }
