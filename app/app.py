@@ -13,7 +13,9 @@ from litestar.static_files import create_static_files_router
 
 from app.accounts.controllers import AccountController, AuthController
 from app.audit.controllers import AuditController
+from app.cases.api import MessageFeedController, feed_openapi
 from app.cases.controllers import CaseController, FlowChartController, InboxController
+from app.cases.intake_controllers import IntakeController
 from app.permissions import PUBLIC, authorize, check_declarations
 from app.settings import Settings, get_settings
 from app.tenants.controllers import HomeController, StaffController, WorkspaceAdminController
@@ -63,8 +65,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             WorkspaceAdminController,
             AuditController,
             CaseController,
+            IntakeController,
             InboxController,
             FlowChartController,
+            MessageFeedController,
+            feed_openapi,
             create_static_files_router(
                 path="/static", directories=[settings.static_dir], opt=PUBLIC, name="static"
             ),

@@ -217,5 +217,56 @@ def user_unlock(username: str) -> None:
     click.echo(f"{username} unlocked")
 
 
+@main.group("api-token")
+def api_token() -> None:
+    """Access tokens of the message board feed (POST /api/v1/messages)."""
+
+
+@api_token.command("create")
+@click.option("--name", required=True, help="who uses it, e.g. 留言板推送")
+@click.option("--workspace", "slug", default=None, help="the centre's slug (when there is more than one)")
+def api_token_create(name: str, slug: str | None) -> None:
+    """Create a token for the centre's workspace and print it once (only its SHA-256 is kept)."""
+    from app.cases.tokens import create_token
+    from app.db import system_session
+    from app.errors import MinpanError
+
+    try:
+        with system_session() as db:
+            token, plain = create_token(db, name, slug)
+            token_id = token.id
+    except MinpanError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"token {token_id} ({name}) created; it is shown only this once:", err=True)
+    click.echo(plain)
+
+
+@api_token.command("revoke")
+@click.option("--name", required=True)
+def api_token_revoke(name: str) -> None:
+    """Revoke the active token(s) of that name."""
+    from app.cases.tokens import revoke_token
+    from app.db import system_session
+
+    with system_session() as db:
+        count = revoke_token(db, name)
+    if not count:
+        raise click.ClickException(f"no active token named {name!r}")
+    click.echo(f"{count} token(s) revoked")
+
+
+@api_token.command("list")
+def api_token_list() -> None:
+    """Tokens with their state and last use (never the token itself)."""
+    from app.cases.tokens import list_tokens
+    from app.db import system_session
+
+    with system_session() as db:
+        for t in list_tokens(db):
+            state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+            used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
+            click.echo(f"{t.id:>4}  {t.name:<24} {state:<24} last used {used}")
+
+
 if __name__ == "__main__":
     main()

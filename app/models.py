@@ -3,9 +3,11 @@
 from app.accounts.models import User, UserSession
 from app.audit.models import AuditEvent
 from app.cases.models import Assignment, Case, Counter, TimelineEntry
+from app.cases.tokens import ApiToken
 from app.tenants.models import Membership, Workspace
 
 __all__ = [
+    "ApiToken",
     "Assignment",
     "AuditEvent",
     "Case",

@@ -22,12 +22,12 @@ os.environ.setdefault("MINPAN_BROKER_URL", "stub")
 os.environ.setdefault("MINPAN_ARGON2_TIME_COST", "1")
 os.environ.setdefault("MINPAN_ARGON2_MEMORY_COST", "1024")
 
-from litestar.testing import TestClient  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from litestar.testing import TestClient
+from sqlalchemy import text
 
-from app.app import create_app  # noqa: E402
-from app.db import get_engine  # noqa: E402
-from app.demo import DEMO_PASSWORD  # noqa: E402
+from app.app import create_app
+from app.db import get_engine
+from app.demo import DEMO_PASSWORD
 
 
 def _timed(fn: Callable[[], object], runs: int) -> list[float]:
@@ -51,8 +51,12 @@ def _client(username: str) -> TestClient:  # type: ignore[type-arg]
     client.__enter__()
     client.get("/login")
     token = client.cookies.get("minpan_csrf")
-    response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD},
-                           headers={"x-csrftoken": token or ""}, follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={"username": username, "password": DEMO_PASSWORD},
+        headers={"x-csrftoken": token or ""},
+        follow_redirects=False,
+    )
     assert response.status_code == 303, response.text[:500]
     return client
 
@@ -74,13 +78,15 @@ def _raw(workspace_slug: str, sql: str | tuple[str, str]) -> Callable[[], object
     return run
 
 
-OPEN = "('pending','handling','awaiting_signoff','return_drafted','extension_requested','extension_pending'," \
-       "'return_requested')"
+OPEN = (
+    "('pending','handling','awaiting_signoff','return_drafted','extension_requested','extension_pending',"
+    "'return_requested')"
+)
 # The same two statements the inbox runs: open work by due date, then (if room is left) the most
 # recent finished work.
 INBOX_SQL = (
-    f"SELECT * FROM assignments WHERE workspace_id = :w AND state IN {OPEN} ORDER BY due_date, id LIMIT 200",
-    f"SELECT * FROM assignments WHERE workspace_id = :w AND state NOT IN {OPEN} "
+    f"SELECT * FROM assignments WHERE workspace_id = :w AND state IN {OPEN} ORDER BY due_date, id LIMIT 200",  # noqa: S608
+    f"SELECT * FROM assignments WHERE workspace_id = :w AND state NOT IN {OPEN} "  # noqa: S608
     "ORDER BY due_date DESC, id DESC LIMIT :room",
 )
 QUEUE_SQL = """
@@ -95,15 +101,25 @@ def main() -> None:
     with get_engine().connect() as conn, conn.begin():
         conn.execute(text("SELECT set_config('minpan.system', 'on', true)"))
         cases = conn.execute(text("SELECT count(*) FROM cases")).scalar()
-        horqin = conn.execute(text(
-            "SELECT count(*) FROM assignments a JOIN workspaces w ON w.id = a.workspace_id WHERE w.slug = 'horqin'"
-        )).scalar()
+        horqin = conn.execute(
+            text(
+                "SELECT count(*) FROM assignments a JOIN workspaces w ON w.id = a.workspace_id "
+                "WHERE w.slug = 'horqin'"
+            )
+        ).scalar()
     handler, clerk = _client("horqin.handler"), _client("zx.clerk")
     rows = []
     for name, client, path, slug, sql in (
         ("unit inbox (科尔沁区, /inbox)", handler, "/inbox", "horqin", INBOX_SQL),
-        ("centre triage queue (/cases?status=received)", clerk, "/cases?status=received", "portal-centre", QUEUE_SQL),
+        (
+            "centre triage queue (/cases?status=received)",
+            clerk,
+            "/cases?status=received",
+            "portal-centre",
+            QUEUE_SQL,
+        ),
     ):
+
         def page(client=client, path=path) -> object:  # type: ignore[no-untyped-def]
             response = client.get(path)
             assert response.status_code == 200

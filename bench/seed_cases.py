@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
-
-import os
 
 from sqlalchemy import create_engine, text
 
@@ -30,38 +29,102 @@ from app.db import get_engine, system_session
 from app.demo import load_demo
 
 OPEN_STATES = ("pending", "handling", "awaiting_signoff", "extension_pending")
-TITLES = ("供暖温度不达标", "道路坑洼需修缮", "小区物业服务问题", "学校招生咨询", "医保报销咨询", "噪音扰民",
-          "路灯不亮", "公交线路调整建议", "农贸市场管理", "养老金发放咨询")
+TITLES = (
+    "供暖温度不达标",
+    "道路坑洼需修缮",
+    "小区物业服务问题",
+    "学校招生咨询",
+    "医保报销咨询",
+    "噪音扰民",
+    "路灯不亮",
+    "公交线路调整建议",
+    "农贸市场管理",
+    "养老金发放咨询",
+)
 
 
 def _copy(conn, table: str, columns: list[str], rows: io.StringIO) -> None:  # type: ignore[no-untyped-def]
     rows.seek(0)
-    with conn.connection.dbapi_connection.cursor() as cur, cur.copy(
-        f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    ) as copy:
+    with (
+        conn.connection.dbapi_connection.cursor() as cur,
+        cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
         while chunk := rows.read(1 << 20):
             copy.write(chunk)
 
 
 CASE_COLUMNS = (
-    "id", "workspace_id", "state", "version", "board", "source_id", "title", "body", "posted_at", "category",
-    "topic", "region", "citizen_name", "citizen_phone", "citizen_email", "registered_at", "decline_reason",
-    "decline_explanation", "decline_suggestion", "sheet_number", "dispatched_at", "due_date", "instructions",
-    "reply_text", "reply_private", "reply_handler_name", "reply_handler_phone", "reply_signed_by",
-    "reply_signature", "quality_flag", "published_at",
+    "id",
+    "workspace_id",
+    "state",
+    "version",
+    "board",
+    "source_id",
+    "title",
+    "body",
+    "posted_at",
+    "category",
+    "topic",
+    "region",
+    "citizen_name",
+    "citizen_phone",
+    "citizen_email",
+    "registered_at",
+    "decline_reason",
+    "decline_explanation",
+    "decline_suggestion",
+    "sheet_number",
+    "dispatched_at",
+    "due_date",
+    "instructions",
+    "reply_text",
+    "reply_private",
+    "reply_handler_name",
+    "reply_handler_phone",
+    "reply_signed_by",
+    "reply_signature",
+    "quality_flag",
+    "published_at",
 )
 ASSIGNMENT_COLUMNS = (
-    "workspace_id", "case_id", "round", "is_lead", "state", "version", "sheet_number", "lead_unit_name", "title",
-    "body", "category", "posted_at", "citizen_name", "citizen_phone", "citizen_email", "instructions",
-    "dispatched_at", "due_date", "reply_text", "reply_private", "draft_version", "signature", "return_reason",
-    "return_signature", "extension_reason", "centre_comment", "quality_flag", "contribution",
+    "workspace_id",
+    "case_id",
+    "round",
+    "is_lead",
+    "state",
+    "version",
+    "sheet_number",
+    "lead_unit_name",
+    "title",
+    "body",
+    "category",
+    "posted_at",
+    "citizen_name",
+    "citizen_phone",
+    "citizen_email",
+    "instructions",
+    "dispatched_at",
+    "due_date",
+    "reply_text",
+    "reply_private",
+    "draft_version",
+    "signature",
+    "return_reason",
+    "return_signature",
+    "extension_reason",
+    "centre_comment",
+    "quality_flag",
+    "contribution",
 )
 NULL = "\\N"
 
 
 def _line(values: dict[str, object], columns: tuple[str, ...]) -> str:
     # A column left out is an empty string; an explicit None is SQL NULL.
-    return "\t".join(NULL if c in values and values[c] is None else str(values.get(c, "")) for c in columns) + "\n"
+    return (
+        "\t".join(NULL if c in values and values[c] is None else str(values.get(c, "")) for c in columns)
+        + "\n"
+    )
 
 
 def seed(total: int, batch: int = 100_000) -> None:
@@ -76,12 +139,18 @@ def seed(total: int, batch: int = 100_000) -> None:
             print(f"already seeded: {existing} cases")
             return
         centre = conn.execute(text("SELECT id FROM workspaces WHERE kind = 'centre'")).scalar()
-        units = [r[0] for r in conn.execute(text(
-            "SELECT id FROM workspaces WHERE kind IN ('county', 'bureau', 'vertical') ORDER BY id"))]
+        units = [
+            r[0]
+            for r in conn.execute(
+                text("SELECT id FROM workspaces WHERE kind IN ('county', 'bureau', 'vertical') ORDER BY id")
+            )
+        ]
         next_id = (conn.execute(text("SELECT coalesce(max(id), 0) FROM cases")).scalar() or 0) + 1
     url = engine.url
-    admin = create_engine(os.environ.get("MINPAN_BENCH_ADMIN_URL")
-                          or url.set(username="postgres").render_as_string(hide_password=False))
+    admin = create_engine(
+        os.environ.get("MINPAN_BENCH_ADMIN_URL")
+        or url.set(username="postgres").render_as_string(hide_password=False)
+    )
     rng = random.Random(20261127)
     now = datetime.now(UTC)
     five_years = 5 * 365 * 86400
@@ -93,8 +162,15 @@ def seed(total: int, batch: int = 100_000) -> None:
         for _ in range(n):
             cid, next_id = next_id, next_id + 1
             roll = rng.random()
-            state = ("received" if roll < 0.01 else "assigned" if roll < 0.03
-                     else "published" if roll < 0.5 else "archived")
+            state = (
+                "received"
+                if roll < 0.01
+                else "assigned"
+                if roll < 0.03
+                else "published"
+                if roll < 0.5
+                else "archived"
+            )
             span = 30 * 86400 if state in ("received", "assigned") else five_years  # open work is recent
             registered = now - timedelta(seconds=rng.randrange(span))
             title = rng.choice(TITLES)
@@ -103,21 +179,41 @@ def seed(total: int, batch: int = 100_000) -> None:
             due = (registered + timedelta(days=7)).date()
             sheet = f"通留〔{registered.year}〕B{cid}号" if dispatched else None
             case = {
-                "id": cid, "workspace_id": centre, "state": state, "version": 1, "board": "mayor",
-                "source_id": f"B-{cid}", "title": title, "body": body, "posted_at": registered.isoformat(),
-                "category": "consult", "registered_at": registered.isoformat(), "sheet_number": sheet,
+                "id": cid,
+                "workspace_id": centre,
+                "state": state,
+                "version": 1,
+                "board": "mayor",
+                "source_id": f"B-{cid}",
+                "title": title,
+                "body": body,
+                "posted_at": registered.isoformat(),
+                "category": "consult",
+                "registered_at": registered.isoformat(),
+                "sheet_number": sheet,
                 "dispatched_at": registered.isoformat() if dispatched else None,
-                "due_date": due.isoformat() if dispatched else None, "reply_private": "false",
+                "due_date": due.isoformat() if dispatched else None,
+                "reply_private": "false",
                 "published_at": registered.isoformat() if state in ("published", "archived") else None,
             }
             cases.write(_line(case, CASE_COLUMNS))
             if dispatched:
                 assignment = {
-                    "workspace_id": rng.choice(units), "case_id": cid, "round": 1, "is_lead": "true",
-                    "state": rng.choice(OPEN_STATES) if state == "assigned" else "closed", "version": 1,
-                    "sheet_number": sheet, "title": title, "body": body, "category": "consult",
-                    "posted_at": registered.isoformat(), "dispatched_at": registered.isoformat(),
-                    "due_date": due.isoformat(), "reply_private": "false", "draft_version": 0,
+                    "workspace_id": rng.choice(units),
+                    "case_id": cid,
+                    "round": 1,
+                    "is_lead": "true",
+                    "state": rng.choice(OPEN_STATES) if state == "assigned" else "closed",
+                    "version": 1,
+                    "sheet_number": sheet,
+                    "title": title,
+                    "body": body,
+                    "category": "consult",
+                    "posted_at": registered.isoformat(),
+                    "dispatched_at": registered.isoformat(),
+                    "due_date": due.isoformat(),
+                    "reply_private": "false",
+                    "draft_version": 0,
                 }
                 assignments.write(_line(assignment, ASSIGNMENT_COLUMNS))
         with admin.begin() as conn:
@@ -127,9 +223,15 @@ def seed(total: int, batch: int = 100_000) -> None:
         print(f"{made:>9} cases  {time.perf_counter() - started:6.1f} s", flush=True)
     with engine.begin() as conn:
         conn.execute(text("SELECT set_config('minpan.system', 'on', true)"))
-        conn.execute(text("SELECT setval(pg_get_serial_sequence('cases', 'id'), (SELECT max(id) FROM cases))"))
-        conn.execute(text("SELECT setval(pg_get_serial_sequence('assignments', 'id'), "
-                          "(SELECT max(id) FROM assignments))"))
+        conn.execute(
+            text("SELECT setval(pg_get_serial_sequence('cases', 'id'), (SELECT max(id) FROM cases))")
+        )
+        conn.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('assignments', 'id'), "
+                "(SELECT max(id) FROM assignments))"
+            )
+        )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
     print(f"seeded {total} cases in {time.perf_counter() - started:.1f} s")

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.accounts.identity import CurrentUser, Post
+from app.accounts.models import User
 from app.audit.models import AuditEvent
 from app.cases.models import Assignment, Case, TimelineEntry
 from app.cases.vocab import ASSIGNMENT_STATES, CASE_STATES
@@ -41,11 +42,12 @@ CASE_ACTIONS = sorted({t.action for t in TABLE if t.machine == "case"})
 ASSIGNMENT_ACTIONS = sorted({t.action for t in TABLE if t.machine == "assignment"})
 
 
-def _actor(role: str, workspace: Workspace) -> CurrentUser | None:
+def _actor(role: str, workspace: Workspace, user_id: int) -> CurrentUser | None:
+    """Someone holding exactly ``role`` in ``workspace`` (test set-up: whatever the grants say)."""
     if role == SYSTEM:
         return None
     post = Post(workspace.id, workspace.slug, workspace.name, workspace.short_name, workspace.kind, (role,))
-    return CurrentUser(1, "tester", "测试人员", "s", False, (post,), post, "127.0.0.1")
+    return CurrentUser(user_id, "tester", "测试人员", "s", False, (post,), post, "127.0.0.1")
 
 
 def _payload(action: str, db: Any, case: Case, assignment: Assignment, related: Assignment) -> dict[str, Any]:
@@ -142,7 +144,8 @@ def _run(machine: str, state: str, action: str, role: str) -> None:
         payload = _payload(action, db, case, assignment, related)
         obj.state = state  # test set-up only: put the object in the state under test
         db.flush()
-        actor = _actor(role, centre if machine == "case" else unit)
+        someone = db.scalar(select(User.id).where(User.username == "zx.clerk"))
+        actor = _actor(role, centre if machine == "case" else unit, someone)
         transition = engine.find(TABLE, machine, state, action)
         allowed = transition is not None and role in transition.roles
         before = _snapshot(db, obj)
@@ -181,7 +184,8 @@ def test_the_right_role_in_the_wrong_workspace_is_refused(demo) -> None:  # type
         assert assignment is not None and naiman is not None and assignment.workspace_id != naiman.id
         before = (assignment.state, assignment.version)
         with pytest.raises(InvalidInput, match="角色不能执行"):
-            engine.apply(db, _actor(Role.HANDLER.value, naiman), assignment, "receive")
+            someone = db.scalar(select(User.id).where(User.username == "naiman.handler"))
+            engine.apply(db, _actor(Role.HANDLER.value, naiman, someone), assignment, "receive")
         assert (assignment.state, assignment.version) == before
 
 

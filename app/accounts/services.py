@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -38,9 +39,7 @@ class AccountLocked(InvalidInput):
         self.until = until
 
 
-def _tz():  # type: ignore[no-untyped-def]
-    from zoneinfo import ZoneInfo
-
+def _tz() -> ZoneInfo:
     return ZoneInfo(get_settings().timezone)
 
 

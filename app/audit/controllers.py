@@ -21,7 +21,15 @@ from app.web.render import page
 PAGE_SIZE = 50
 
 
-def _events(db: NamedDependency[Session], page_no: int) -> tuple[list[Any], int]:
+def _labels() -> dict[str, str]:
+    """Audit actions in Chinese: the account and staff actions, and every workflow step."""
+    from app.workflows.transitions import TABLE
+
+    steps = {f"workflow.{t.machine}.{t.action}": t.label for t in TABLE}
+    return {**steps, **ACTION_LABELS}
+
+
+def _events(db: Session, page_no: int) -> tuple[list[Any], int]:
     total = db.scalar(select(func.count()).select_from(AuditEvent)) or 0
     rows = db.execute(
         select(AuditEvent, User.display_name, Workspace.short_name)
@@ -48,7 +56,7 @@ class AuditController(Controller):
             total=total,
             page_no=page_no,
             page_size=PAGE_SIZE,
-            labels=ACTION_LABELS,
+            labels=_labels(),
             scope_label="本单位",
         )
 
@@ -66,6 +74,6 @@ class AuditController(Controller):
             total=total,
             page_no=page_no,
             page_size=PAGE_SIZE,
-            labels=ACTION_LABELS,
+            labels=_labels(),
             scope_label="全部工作区",
         )

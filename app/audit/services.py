@@ -24,6 +24,9 @@ ACTION_LABELS = {
     "staff.role_revoked": "撤销角色",
     "workspace.created": "新建工作区",
     "workspace.updated": "修改工作区",
+    "case.registered": "登记留言",
+    "case.duplicate_marked": "标记重复留言",
+    "case.duplicate_unmarked": "取消重复标记",
 }
 
 

@@ -12,7 +12,7 @@ from litestar.params import Body, FromPath, FromQuery
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
-from app.cases import services
+from app.cases import services, similarity
 from app.cases.vocab import ASSIGNMENT_STATES, BOARDS, CASE_STATES, CATEGORIES, DECLINE_REASONS, QUALITY_FLAGS
 from app.permissions import Permission, requires
 from app.web import flash
@@ -23,7 +23,7 @@ from app.workflows.transitions import ACTION_LABELS
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
-VOCAB = {
+VOCAB: dict[str, Any] = {
     "boards": BOARDS,
     "categories": CATEGORIES,
     "case_states": CASE_STATES,
@@ -81,6 +81,7 @@ class CaseController(Controller):
     ) -> Response[Any]:
         case = services.get_case(db, case_id)
         me: CurrentUser = request.scope["user"]
+        triage = case.state == "received"
         return page(
             request,
             "cases/detail.html",
@@ -89,7 +90,11 @@ class CaseController(Controller):
             can=engine.available(me, case),
             units=services.units_on_case(db, case),
             timeline=services.case_timeline(db, case),
-            targets=services.dispatch_targets(db) if case.state == "received" else [],
+            targets=services.dispatch_targets(db) if triage else [],
+            # 第五条 重复事项: similar messages while the case waits for triage, and its original.
+            similar=similarity.similar_cases(db, case) if triage else [],
+            original=services.duplicate_original(db, case),
+            can_link=triage and me.can(Permission.CASE_ACT),
             error=error,
             **VOCAB,
         )
@@ -116,6 +121,27 @@ class CaseController(Controller):
             db.expire_all()
             return self._detail(request, db, case_id, error=error, status_code=error.status_code)
         return _redirect(f"/cases/{case_id}", f"已完成：{label}")
+
+    @post("/{case_id:int}/duplicate", opt=requires(Permission.CASE_ACT), sync_to_thread=True)
+    def duplicate(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        case_id: FromPath[int],
+        data: Form,
+    ) -> Response[Any]:
+        """Mark as a duplicate of ``original_id``, or unlink when it is empty (第五条; no state change)."""
+        case = services.get_case(db, case_id)
+        original, error = attempt(
+            db,
+            lambda: services.mark_duplicate(db, me, case, services.duplicate_target(data.get("original_id"))),
+        )
+        if error:
+            db.expire_all()
+            return self._detail(request, db, case_id, error=error, status_code=error.status_code)
+        message = f"已标记为重复留言：{original.title}" if original else "已取消重复留言标记。"
+        return _redirect(f"/cases/{case_id}", message)
 
 
 class FlowChartController(Controller):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -20,6 +20,13 @@ class Case(WorkspaceOwned, Base):
     """One citizen's message, from registration to archive. Owned by the centre's workspace."""
 
     __tablename__ = "cases"
+    # Newest-first range scans for the similar-message pool (app/cases/similarity.py, migration 0004).
+    __table_args__ = (
+        Index("ix_cases_workspace_region_registered", "workspace_id", "region", "registered_at"),
+        Index("ix_cases_workspace_topic_registered", "workspace_id", "topic", "registered_at"),
+        Index("ix_cases_workspace_registered", "workspace_id", "registered_at"),
+        Index("ix_cases_workspace_state_registered", "workspace_id", "state", "registered_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     state: Mapped[str] = mapped_column(String(20), default="received", index=True)
@@ -69,7 +76,11 @@ class Assignment(WorkspaceOwned, Base):
     """A unit's copy of the 承办单 and its work on it. Owned by the unit's workspace."""
 
     __tablename__ = "assignments"
-    __table_args__ = (UniqueConstraint("case_id", "workspace_id", "round", name="uq_assignments_case_unit"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "workspace_id", "round", name="uq_assignments_case_unit"),
+        Index("ix_assignments_workspace_state_due", "workspace_id", "state", "due_date"),
+        Index("ix_assignments_workspace_due", "workspace_id", "due_date", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)

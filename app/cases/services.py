@@ -12,14 +12,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case as sql_case
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
+from app.audit.services import record
 from app.cases.models import Assignment, Case, TimelineEntry
 from app.cases.vocab import BOARDS, CATEGORIES
-from app.errors import InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.settings import get_settings
 from app.tenants.models import Workspace, WorkspaceKind
 from app.tenants.scope import cross_workspace
@@ -84,6 +84,9 @@ def validate_message(db: Session, msg: MessageInput) -> datetime:
         raise InvalidInput("留言时间不能晚于当前时间。", field="posted_at")
     if len(msg.citizen_phone) > 40 or len(msg.citizen_email) > 200 or len(msg.citizen_name) > 60:
         raise InvalidInput("网民联系方式过长。", field="citizen_phone")
+    for name, label in (("topic", "领域"), ("region", "地区")):
+        if len(getattr(msg, name)) > 60:
+            raise InvalidInput(f"{label}不超过 60 字。", field=name)
     # 第五条: the same message is never registered twice (checked across the whole table).
     with cross_workspace(db):
         exists = db.scalar(select(Case.id).where(Case.source_id == msg.source_id))
@@ -92,13 +95,11 @@ def validate_message(db: Session, msg: MessageInput) -> datetime:
     return posted
 
 
-def register_case(db: Session, actor: CurrentUser, msg: MessageInput) -> Case:
-    """登记 (第九条): one message becomes one case in the centre's workspace."""
-    if actor.workspace is None or actor.workspace.kind != WorkspaceKind.CENTRE:
-        raise NotFound()
-    posted = validate_message(db, msg)
+def _new_case(
+    db: Session, workspace_id: int, msg: MessageInput, posted: datetime, registered_by_id: int | None
+) -> Case:
     case = Case(
-        workspace_id=actor.workspace.workspace_id,
+        workspace_id=workspace_id,
         board=msg.board,
         source_id=msg.source_id,
         title=msg.title,
@@ -110,10 +111,57 @@ def register_case(db: Session, actor: CurrentUser, msg: MessageInput) -> Case:
         citizen_name=msg.citizen_name,
         citizen_phone=msg.citizen_phone,
         citizen_email=msg.citizen_email,
-        registered_by_id=actor.user_id,
+        registered_by_id=registered_by_id,
     )
     db.add(case)
     db.flush()
+    return case
+
+
+def register_case(db: Session, actor: CurrentUser, msg: MessageInput) -> Case:
+    """登记 (第九条): one message becomes one case in the centre's workspace."""
+    if actor.workspace is None or actor.workspace.kind != WorkspaceKind.CENTRE:
+        raise NotFound()
+    posted = validate_message(db, msg)
+    case = _new_case(db, actor.workspace.workspace_id, msg, posted, actor.user_id)
+    record(
+        db,
+        "case.registered",
+        actor_id=actor.user_id,
+        workspace_id=case.workspace_id,
+        target=f"case:{case.id}",
+        ip=actor.ip,
+        source_id=case.source_id,
+    )
+    return case
+
+
+def register_from_feed(db: Session, workspace_id: int, msg: MessageInput) -> Case:
+    """登记 (第三条, 第九条) of a message the board's feed delivers: no person registers it.
+
+    The same checks as the form; a message already registered is a Conflict (the feed re-sends).
+    """
+    workspace = db.get(Workspace, workspace_id)
+    if workspace is None or workspace.kind != WorkspaceKind.CENTRE or not workspace.is_active:
+        raise NotFound()
+    try:
+        posted = validate_message(db, msg)
+    except InvalidInput as exc:
+        if exc.field == "source_id" and msg.source_id:
+            with cross_workspace(db):
+                if db.scalar(select(Case.id).where(Case.source_id == msg.source_id)) is not None:
+                    raise Conflict(exc.message) from exc
+        raise
+    case = _new_case(db, workspace_id, msg, posted, None)
+    record(
+        db,
+        "case.registered",
+        actor_id=None,
+        workspace_id=workspace_id,
+        target=f"case:{case.id}",
+        ip="api",
+        source_id=case.source_id,
+    )
     return case
 
 
@@ -195,12 +243,32 @@ class InboxRow:
     days_left: int
 
 
-def unit_inbox(db: Session, today: date | None = None) -> list[InboxRow]:
-    """The unit's assignments, most urgent first: open ones by due date, then the finished ones."""
+def unit_inbox(db: Session, today: date | None = None, limit: int = 200) -> list[InboxRow]:
+    """The unit's assignments, most urgent first: open ones by due date, then the most recent
+    finished ones. Two index range scans (ix_assignments_workspace_state_due), not a sort of
+    everything the unit ever handled."""
     today = today or local_date(datetime.now(UTC))
-    is_open = sql_case((Assignment.state.in_(OPEN_ASSIGNMENT_STATES), 0), else_=1)
-    rows = db.scalars(select(Assignment).order_by(is_open, Assignment.due_date, Assignment.id).limit(200))
-    return [InboxRow(a, working_days_left(today, a.due_date)) for a in rows]
+    open_rows = list(
+        db.scalars(
+            select(Assignment)
+            .where(Assignment.state.in_(OPEN_ASSIGNMENT_STATES))
+            .order_by(Assignment.due_date, Assignment.id)
+            .limit(limit)
+        )
+    )
+    done_rows = (
+        list(
+            db.scalars(
+                select(Assignment)
+                .where(Assignment.state.not_in(OPEN_ASSIGNMENT_STATES))
+                .order_by(Assignment.due_date.desc(), Assignment.id.desc())
+                .limit(max(limit - len(open_rows), 0))
+            )
+        )
+        if len(open_rows) < limit
+        else []
+    )
+    return [InboxRow(a, working_days_left(today, a.due_date)) for a in open_rows + done_rows]
 
 
 def get_assignment(db: Session, assignment_id: int) -> Assignment:
@@ -237,3 +305,71 @@ def co_unit_input(db: Session, assignment: Assignment) -> list[tuple[str, str]]:
     return [
         (name, text if state in ("submitted", "closed") else "（尚未报送）") for name, text, state in rows
     ]
+
+
+# --- duplicates (第五条: 正在办理过程中或办理完毕的重复事项) ------------------------------------------------
+
+MAX_CASE_ID = 2**31 - 1  # an INTEGER column: a larger id cannot exist (nor be compared on PostgreSQL)
+
+
+def duplicate_target(value: Any) -> int | None:
+    """The original case id from a form: empty means "not a duplicate" (unlink)."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidInput("请选择要关联的原留言。", field="original_id")
+    if int(text) > MAX_CASE_ID:
+        raise InvalidInput("要关联的原留言不存在。", field="original_id")
+    return int(text)
+
+
+def duplicate_original(db: Session, case: Case) -> Case | None:
+    """The earlier case this one repeats, if it has been linked (same workspace, scoped read)."""
+    if case.duplicate_of_id is None:
+        return None
+    return db.scalar(select(Case).where(Case.id == case.duplicate_of_id))
+
+
+def _links_back(db: Session, original: Case, case_id: int) -> bool:
+    """Whether following duplicate links from ``original`` reaches ``case_id`` (linking would loop)."""
+    seen: set[int] = set()
+    current = original.duplicate_of_id
+    while current is not None and current not in seen:
+        if current == case_id:
+            return True
+        seen.add(current)
+        current = db.scalar(select(Case.duplicate_of_id).where(Case.id == current))
+    return False
+
+
+def mark_duplicate(db: Session, actor: CurrentUser, case: Case, original_id: int | None) -> Case | None:
+    """Link a case waiting for triage to the earlier message it repeats (None unlinks); not a state change."""
+    if case.state != "received":
+        raise InvalidInput("只有待交办的留言可以标记或取消重复。", field="original_id")
+    previous_id = case.duplicate_of_id
+    original = None
+    if original_id is None:
+        if previous_id is None:
+            raise InvalidInput("该留言没有标记为重复留言，无需取消。", field="original_id")
+    else:
+        if original_id == case.id:
+            raise InvalidInput("不能把留言标记为它自己的重复。", field="original_id")
+        original = db.scalar(select(Case).where(Case.id == original_id))
+        if original is None:
+            raise InvalidInput("要关联的原留言不存在。", field="original_id")
+        if _links_back(db, original, case.id):
+            raise InvalidInput("所选留言已标记为本留言的重复，不能互相标记。", field="original_id")
+    case.duplicate_of_id = original.id if original else None
+    db.flush()
+    record(
+        db,
+        "case.duplicate_marked" if original else "case.duplicate_unmarked",
+        actor_id=actor.user_id,
+        workspace_id=case.workspace_id,
+        target=f"case:{case.id}",
+        ip=actor.ip,
+        original_id=original.id if original else None,
+        previous_id=previous_id,
+    )
+    return original

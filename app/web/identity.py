@@ -28,10 +28,10 @@ class IdentityMiddleware(ASGIMiddleware):
         ip = client_ip(scope)
         if token:
             resolved = await anyio.to_thread.run_sync(lambda: resolve_session(token, ip=ip))
-            scope["user"] = resolved.user  # type: ignore[typeddict-unknown-key]
+            scope["user"] = resolved.user
             scope["session_expired"] = resolved.expired  # type: ignore[typeddict-unknown-key]
         else:
-            scope["user"] = None  # type: ignore[typeddict-unknown-key]
+            scope["user"] = None
             scope["session_expired"] = False  # type: ignore[typeddict-unknown-key]
         await next_app(scope, receive, send)
 
