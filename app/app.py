@@ -14,7 +14,7 @@ from litestar.static_files import create_static_files_router
 from app.accounts.controllers import AccountController, AuthController
 from app.audit.controllers import AuditController
 from app.cases.api import MessageFeedController, feed_openapi
-from app.cases.controllers import CaseController, FlowChartController, InboxController
+from app.cases.controllers import CaseController, FlowChartController, InboxController, OversightController
 from app.cases.intake_controllers import IntakeController
 from app.permissions import PUBLIC, authorize, check_declarations
 from app.settings import Settings, get_settings
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             IntakeController,
             InboxController,
             FlowChartController,
+            OversightController,
             MessageFeedController,
             feed_openapi,
             create_static_files_router(

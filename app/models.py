@@ -2,7 +2,7 @@
 
 from app.accounts.models import User, UserSession
 from app.audit.models import AuditEvent
-from app.cases.models import Assignment, Case, Counter, TimelineEntry
+from app.cases.models import Assignment, Case, Counter, Instruction, TimelineEntry
 from app.cases.tokens import ApiToken
 from app.tenants.models import Membership, Workspace
 
@@ -12,6 +12,7 @@ __all__ = [
     "AuditEvent",
     "Case",
     "Counter",
+    "Instruction",
     "Membership",
     "TimelineEntry",
     "User",

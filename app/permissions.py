@@ -90,6 +90,8 @@ class Permission(enum.StrEnum):
     CASE_ACT = "case:act"
     ASSIGNMENT_VIEW = "assignment:view"
     ASSIGNMENT_ACT = "assignment:act"
+    CASE_OVERSEE = "case:oversee"
+    CASE_INSTRUCT = "case:instruct"
 
 
 ACCESS_KEY: Final = "access"

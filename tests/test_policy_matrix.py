@@ -20,6 +20,7 @@ SV, SM = Permission.STAFF_VIEW, Permission.STAFF_MANAGE
 AV, AA = Permission.AUDIT_VIEW, Permission.AUDIT_VIEW_ALL
 CV, CR, CA = Permission.CASE_VIEW, Permission.CASE_REGISTER, Permission.CASE_ACT
 GV, GA = Permission.ASSIGNMENT_VIEW, Permission.ASSIGNMENT_ACT
+CO, CI = Permission.CASE_OVERSEE, Permission.CASE_INSTRUCT
 
 # (role, kind) -> the permissions it has; every other combination is denied.
 EXPECTED: dict[tuple[Role, str], set[Permission]] = {
@@ -27,8 +28,8 @@ EXPECTED: dict[tuple[Role, str], set[Permission]] = {
     (Role.CENTRE_REVIEWER, "centre"): {V, CV, CA},
     (Role.CENTRE_ADMIN, "centre"): {V, SV, SM, AV, CV},
     (Role.SYSTEM_ADMIN, "centre"): {V, WM, AV, AA},
-    (Role.SUPERVISOR, "supervisor"): {V},
-    (Role.CITY_LEADER, "supervisor"): {V},
+    (Role.SUPERVISOR, "supervisor"): {V, CO},
+    (Role.CITY_LEADER, "supervisor"): {V, CO, CI},
     (Role.UNIT_ADMIN, "supervisor"): {V, SV, SM, AV},
     **{(Role.HANDLER, k): {V, GV, GA} for k in UNIT_KINDS},
     **{(Role.DEPUTY, k): {V, SV, GV, GA} for k in UNIT_KINDS},

@@ -12,7 +12,7 @@ from litestar.params import Body, FromPath, FromQuery
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
-from app.cases import services, similarity
+from app.cases import oversight, services, similarity
 from app.cases.vocab import ASSIGNMENT_STATES, BOARDS, CASE_STATES, CATEGORIES, DECLINE_REASONS, QUALITY_FLAGS
 from app.permissions import Permission, requires
 from app.web import flash
@@ -95,6 +95,7 @@ class CaseController(Controller):
             similar=similarity.similar_cases(db, case) if triage else [],
             original=services.duplicate_original(db, case),
             can_link=triage and me.can(Permission.CASE_ACT),
+            instructions=oversight.instructions_on(db, case.id),
             error=error,
             **VOCAB,
         )
@@ -185,6 +186,7 @@ class InboxController(Controller):
             can=engine.available(me, assignment),
             timeline=services.assignment_timeline(db, assignment),
             co_input=services.co_unit_input(db, assignment),
+            instructions=oversight.instructions_for_assignment(db, assignment),
             error=error,
             **VOCAB,
         )
@@ -213,3 +215,64 @@ class InboxController(Controller):
             db.expire_all()
             return self._detail(request, db, assignment_id, error=error, status_code=error.status_code)
         return _redirect(f"/inbox/{assignment_id}", f"已完成：{label}")
+
+
+class OversightController(Controller):
+    """督查室 and city leaders: every case, read-only, and leaders' instructions (领导批示)."""
+
+    path = "/oversight"
+
+    @get("", opt=requires(Permission.CASE_OVERSEE), sync_to_thread=True)
+    def cases(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        status: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        state = status if status in CASE_STATES else None
+        return page(
+            request, "oversight/list.html", cases=oversight.all_cases(db, state), state=state, **VOCAB
+        )
+
+    def _detail(
+        self,
+        request: Request[Any, Any, Any],
+        db: Session,
+        case_id: int,
+        *,
+        error: Any = None,
+        status_code: int = 200,
+    ) -> Response[Any]:
+        case = oversight.any_case(db, case_id)
+        me: CurrentUser = request.scope["user"]
+        return page(
+            request,
+            "oversight/detail.html",
+            status_code=status_code,
+            case=case,
+            timeline=oversight.oversight_timeline(db, case),
+            instructions=oversight.instructions_on(db, case.id),
+            can_instruct=me.can(Permission.CASE_INSTRUCT) and case.state != "archived",
+            error=error,
+            **VOCAB,
+        )
+
+    @get("/{case_id:int}", opt=requires(Permission.CASE_OVERSEE), sync_to_thread=True)
+    def case(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Session], case_id: FromPath[int]
+    ) -> Response[Any]:
+        return self._detail(request, db, case_id)
+
+    @post("/{case_id:int}/instruct", opt=requires(Permission.CASE_INSTRUCT), sync_to_thread=True)
+    def instruct(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        case_id: FromPath[int],
+        data: Form,
+    ) -> Response[Any]:
+        _, error = attempt(db, lambda: oversight.add_instruction(db, me, case_id, str(data.get("text", ""))))
+        if error:
+            return self._detail(request, db, case_id, error=error, status_code=error.status_code)
+        return _redirect(f"/oversight/{case_id}", "批示已送达运维中心和承办单位。")

@@ -153,3 +153,20 @@ class Counter(Base):
     series: Mapped[str] = mapped_column(String(30), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Instruction(WorkspaceOwned, Base):
+    """领导批示: a city leader's written instruction on a case (第十六条 archives them with the case).
+
+    Kept with the case in the centre's workspace; shown to the centre, to the units working on the
+    case (in their inbox) and in the archive.
+    """
+
+    __tablename__ = "instructions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    author_name: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

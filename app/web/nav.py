@@ -22,6 +22,7 @@ _ITEMS: tuple[tuple[str, str, Permission], ...] = (
     ("工作台", "/ws", Permission.WORKSPACE_VIEW),
     ("留言办理", "/cases", Permission.CASE_VIEW),
     ("承办件", "/inbox", Permission.ASSIGNMENT_VIEW),
+    ("全市留言", "/oversight", Permission.CASE_OVERSEE),
     ("办理流程", "/workflow", Permission.WORKSPACE_VIEW),
     ("人员与角色", "/staff", Permission.STAFF_VIEW),
     ("操作日志", "/audit", Permission.AUDIT_VIEW),

@@ -425,4 +425,4 @@ TABLE: tuple[Transition, ...] = (
     ),
 )
 
-ACTION_LABELS = {t.action: t.label for t in TABLE}
+ACTION_LABELS = {t.action: t.label for t in TABLE} | {"instruct": "领导批示"}
