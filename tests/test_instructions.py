@@ -14,7 +14,9 @@ def _heating() -> tuple[int, int]:
     with system_session() as db:
         case = db.scalar(select(Case).where(Case.source_id == "TL-2026-110301"))
         assert case is not None
-        lead = db.scalar(select(Assignment).where(Assignment.case_id == case.id, Assignment.is_lead.is_(True)))
+        lead = db.scalar(
+            select(Assignment).where(Assignment.case_id == case.id, Assignment.is_lead.is_(True))
+        )
         assert lead is not None
         return case.id, lead.id
 

@@ -402,3 +402,28 @@ def test_units_see_only_their_own_assignments(people) -> None:  # type: ignore[n
     assert "ISO-1" not in housing.get("/inbox").text and "路灯不亮" not in housing.get("/inbox").text
     assert post(housing, f"/inbox/{assignment.id}/act/receive", {}).status_code == 404
     assert housing.get(f"/cases/{case.id}").status_code == 403
+
+
+def test_a_special_case_is_answered_with_an_explanation_only_with_the_centres_consent(people) -> None:  # type: ignore[no-untyped-def]
+    clerk, handler = people["zx.clerk"], people["horqin.handler"]
+    case = register_and_dispatch(clerk, "EXP-1")
+    (assignment,) = _assignments(case.id)
+    act(handler, assignment.id, "receive")
+    assert act(handler, assignment.id, "request_explanation", reason="").status_code == 422
+    assert act(handler, assignment.id, "request_explanation", reason="涉及历史遗留问题").status_code == 303
+    assert _assignments(case.id)[0].state == "explanation_requested"
+    # Nothing can be drafted or signed while the centre decides.
+    assert act(handler, assignment.id, "save_draft", reply_text="x").status_code == 422
+    refused = case_act(clerk, case.id, "refuse_explanation", assignment_id=str(assignment.id), comment="")
+    assert refused.status_code == 422
+    assert (
+        case_act(clerk, case.id, "consent_explanation", assignment_id=str(assignment.id)).status_code == 303
+    )
+    consented = _assignments(case.id)[0]
+    assert consented.state == "handling" and consented.explanation_consented
+    act(handler, assignment.id, "save_draft", reply_text="经核实，该问题涉及历史遗留，现向您说明如下……")
+    act(handler, assignment.id, "request_signoff")
+    act(people["horqin.principal"], assignment.id, "sign", signature=demo_signature_png())
+    delivered = _case("EXP-1")
+    assert delivered.state == "under_review" and delivered.reply_is_explanation
+    assert "解释说明（第十八条" in people["zx.reviewer"].get(f"/cases/{case.id}").text

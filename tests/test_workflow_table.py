@@ -53,6 +53,8 @@ def _actor(role: str, workspace: Workspace, user_id: int) -> CurrentUser | None:
 def _payload(action: str, db: Any, case: Case, assignment: Assignment, related: Assignment) -> dict[str, Any]:
     """Input that satisfies the action's guards, and the surroundings it needs."""
     horqin = db.scalar(select(Workspace.id).where(Workspace.slug == "horqin"))
+    if action in {"consent_explanation", "refuse_explanation"}:
+        related.state, related.is_lead = "explanation_requested", True
     if action in {"accept_return", "accept_co_return", "reject_return"}:
         related.state = "return_requested"
         related.is_lead = action != "accept_co_return"
@@ -73,6 +75,9 @@ def _payload(action: str, db: Any, case: Case, assignment: Assignment, related: 
         "sign_return": {"signature": demo_signature_png()},
         "reject_signoff": {"comment": "请修改"},
         "draft_return": {"reason": "不属于本单位职责"},
+        "request_explanation": {"reason": "涉及历史遗留问题，短期内难以解决"},
+        "consent_explanation": {"assignment_id": related.id},
+        "refuse_explanation": {"assignment_id": related.id, "comment": "请继续办理"},
         "request_extension": {"days": 2, "reason": "需要现场核查"},
         "refuse_extension": {"comment": "请按期办结"},
         "accept_return": {"assignment_id": related.id},

@@ -59,6 +59,7 @@ class Case(WorkspaceOwned, Base):
     # The reply as delivered by the lead unit and published (第十一条, 第十二条).
     reply_text: Mapped[str] = mapped_column(Text, default="")
     reply_private: Mapped[bool] = mapped_column(default=False)
+    reply_is_explanation: Mapped[bool] = mapped_column(default=False)  # 第十八条, with the centre's consent
     reply_unit_id: Mapped[int | None] = mapped_column(ForeignKey("workspaces.id", ondelete="SET NULL"))
     reply_handler_name: Mapped[str] = mapped_column(String(64), default="")
     reply_handler_phone: Mapped[str] = mapped_column(String(40), default="")
@@ -122,6 +123,10 @@ class Assignment(WorkspaceOwned, Base):
     quality_flag: Mapped[str] = mapped_column(String(30), default="")
     # A co-unit's input to the lead unit (第十条).
     contribution: Mapped[str] = mapped_column(Text, default="")
+    # 第十八条: a matter that cannot be resolved may, with the centre's consent, be answered with an
+    # explanation (解释说明) instead of a resolution.
+    explanation_reason: Mapped[str] = mapped_column(Text, default="")
+    explanation_consented: Mapped[bool] = mapped_column(default=False)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 

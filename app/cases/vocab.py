@@ -59,5 +59,6 @@ ASSIGNMENT_STATES: Final = {
     "returned": "已退回",
     "extension_requested": "延期待批",
     "extension_pending": "延期待中心审批",
+    "explanation_requested": "解释说明待中心同意",
     "closed": "已办结",
 }

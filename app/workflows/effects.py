@@ -174,6 +174,7 @@ def sign_and_deliver(step: Step) -> None:
         assert case is not None
         case.reply_text = assignment.reply_text
         case.reply_private = assignment.reply_private
+        case.reply_is_explanation = assignment.explanation_consented
         case.reply_unit_id = assignment.workspace_id
         case.reply_handler_name = handler.display_name if handler else ""
         case.reply_handler_phone = handler.office_phone if handler else ""
@@ -295,6 +296,41 @@ def deny_extension(step: Step) -> None:
     with cross_workspace(step.db):
         assignment.centre_comment = step.comment
         apply(step.db, None, assignment, "extension_denied")
+
+
+# --- special cases answered with an explanation (第十八条) -----------------------------------------
+
+
+def record_explanation_request(step: Step) -> None:
+    step.obj.explanation_reason = _text(step, "reason")
+    step.comment = step.comment or step.obj.explanation_reason
+
+
+def explanation_decision_problem(step: Step) -> str | None:
+    if _assignment_for_decision(step, "explanation_requested") is None:
+        return "该解释说明申请不存在或已处理。"
+    return None
+
+
+def consent_explanation(step: Step) -> None:
+    """The centre's recorded consent: the unit may answer with an explanation (解释说明)."""
+    from app.workflows.engine import apply
+
+    assignment = _assignment_for_decision(step, "explanation_requested")
+    assert assignment is not None
+    with cross_workspace(step.db):
+        assignment.explanation_consented = True
+        apply(step.db, None, assignment, "explanation_consented")
+
+
+def refuse_explanation(step: Step) -> None:
+    from app.workflows.engine import apply
+
+    assignment = _assignment_for_decision(step, "explanation_requested")
+    assert assignment is not None
+    with cross_workspace(step.db):
+        assignment.centre_comment = step.comment
+        apply(step.db, None, assignment, "explanation_refused")
 
 
 # --- review, publication, archive (第十二条, 第十六条, 第十九条) -------------------------------------

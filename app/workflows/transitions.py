@@ -107,6 +107,10 @@ def extension_decision_is_valid(step: Step) -> str | None:
     return fx.extension_decision_problem(step)
 
 
+def explanation_decision_is_valid(step: Step) -> str | None:
+    return fx.explanation_decision_problem(step)
+
+
 def return_decision_is_valid(step: Step) -> str | None:
     return fx.return_decision_problem(step, lead=None)
 
@@ -371,6 +375,62 @@ TABLE: tuple[Transition, ...] = (
         (),
         (fx.archive,),
     ),
+    # 第十八条: a special case answered with an explanation, only with the centre's consent
+    Transition(
+        A,
+        ("handling",),
+        "request_explanation",
+        (HANDLER,),
+        "explanation_requested",
+        "申请作解释说明答复",
+        "第十八条",
+        (is_lead, has_reason),
+        (fx.record_explanation_request,),
+    ),
+    Transition(
+        C,
+        ("assigned",),
+        "consent_explanation",
+        (CLERK,),
+        "assigned",
+        "同意作解释说明答复",
+        "第十八条",
+        (explanation_decision_is_valid,),
+        (fx.consent_explanation,),
+    ),
+    Transition(
+        C,
+        ("assigned",),
+        "refuse_explanation",
+        (CLERK,),
+        "assigned",
+        "不同意作解释说明答复",
+        "第十八条",
+        (explanation_decision_is_valid, has_comment),
+        (fx.refuse_explanation,),
+    ),
+    Transition(
+        A,
+        ("explanation_requested",),
+        "explanation_consented",
+        (SYSTEM,),
+        "handling",
+        "中心同意解释说明",
+        "第十八条",
+        (),
+        (),
+    ),
+    Transition(
+        A,
+        ("explanation_requested",),
+        "explanation_refused",
+        (SYSTEM,),
+        "handling",
+        "中心不同意解释说明",
+        "第十八条",
+        (),
+        (),
+    ),
     # Steps the engine takes as effects of the steps above
     Transition(A, ("submitted",), "reopen", (SYSTEM,), "handling", "退回重办", "第十九条", (), ()),
     Transition(
@@ -392,6 +452,7 @@ TABLE: tuple[Transition, ...] = (
             "extension_requested",
             "extension_pending",
             "return_drafted",
+            "explanation_requested",
         ),
         "withdraw",
         (SYSTEM,),
