@@ -133,6 +133,7 @@ def load_demo(db: Session) -> list[DemoLogin]:
             db.add(Membership(workspace_id=ws.id, user_id=user.id, role=role.value))
         logins.append(DemoLogin(username, user.display_name, ws.short_name, role.label))
     db.flush()
+    _demo_sections(db, workspaces)
     load_demo_cases(db)
     return logins
 
@@ -296,3 +297,16 @@ def load_demo_cases(db: Session) -> int:
     _ = school
     db.flush()
     return len(cases)
+
+
+def _demo_sections(db: Session, workspaces: dict[str, Workspace]) -> None:
+    """Two offices (科室) in each demo unit (第七条)."""
+    from app.tenants.models import Section
+
+    for slug in DEMO_UNITS:
+        ws = workspaces[slug]
+        for name in ("综合科", "业务科"):
+            exists = db.scalar(select(Section.id).where(Section.workspace_id == ws.id, Section.name == name))
+            if exists is None:
+                db.add(Section(workspace_id=ws.id, name=name))
+    db.flush()

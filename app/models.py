@@ -4,7 +4,7 @@ from app.accounts.models import User, UserSession
 from app.audit.models import AuditEvent
 from app.cases.models import Assignment, Case, Counter, Instruction, TimelineEntry
 from app.cases.tokens import ApiToken
-from app.tenants.models import Membership, Workspace
+from app.tenants.models import Membership, Section, Workspace
 
 __all__ = [
     "ApiToken",
@@ -14,6 +14,7 @@ __all__ = [
     "Counter",
     "Instruction",
     "Membership",
+    "Section",
     "TimelineEntry",
     "User",
     "UserSession",

@@ -427,3 +427,37 @@ def test_a_special_case_is_answered_with_an_explanation_only_with_the_centres_co
     delivered = _case("EXP-1")
     assert delivered.state == "under_review" and delivered.reply_is_explanation
     assert "解释说明（第十八条" in people["zx.reviewer"].get(f"/cases/{case.id}").text
+
+
+def test_a_unit_names_its_sections_and_routes_an_assignment_on_receipt(people, make_client) -> None:  # type: ignore[no-untyped-def]
+    from app.accounts.models import User
+    from app.tenants.models import Section
+
+    admin = make_client()
+    sign_in(admin, "horqin.admin")
+    assert post(admin, "/staff/sections", {"section_name": "城建科"}).status_code == 303
+    again = post(admin, "/staff/sections", {"section_name": "城建科"})
+    assert again.status_code == 422 and "已有同名科室" in again.text
+    assert post(people["horqin.handler"], "/staff/sections", {"section_name": "x"}).status_code == 403
+    with system_session() as db:
+        own = db.scalar(select(Section.id).where(Section.name == "城建科"))
+        foreign = db.scalar(select(Section.id).where(Section.workspace_id == _ws("naiman")))
+        handler = db.scalar(select(User.id).where(User.username == "horqin.handler"))
+        other_handler = db.scalar(select(User.id).where(User.username == "naiman.handler"))
+    case = register_and_dispatch(people["zx.clerk"], "ROUTE-1")
+    (assignment,) = _assignments(case.id)
+    principal = people["horqin.principal"]
+    wrong_section = act(principal, assignment.id, "receive", section_id=str(foreign), handler_id=str(handler))
+    assert wrong_section.status_code == 422 and "本单位的科室" in wrong_section.text
+    wrong_handler = act(
+        principal, assignment.id, "receive", section_id=str(own), handler_id=str(other_handler)
+    )
+    assert wrong_handler.status_code == 422 and "本单位的经办人" in wrong_handler.text
+    assert _assignments(case.id)[0].state == "pending"
+    assert (
+        act(principal, assignment.id, "receive", section_id=str(own), handler_id=str(handler)).status_code
+        == 303
+    )
+    routed = _assignments(case.id)[0]
+    assert (routed.state, routed.section_id, routed.handler_id) == ("handling", own, handler)
+    assert "城建科" in people["horqin.handler"].get(f"/inbox/{assignment.id}").text

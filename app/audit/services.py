@@ -22,6 +22,8 @@ ACTION_LABELS = {
     "staff.user_created": "新建人员",
     "staff.role_granted": "授予角色",
     "staff.role_revoked": "撤销角色",
+    "staff.section_added": "新增科室",
+    "staff.section_removed": "删除科室",
     "workspace.created": "新建工作区",
     "workspace.updated": "修改工作区",
     "case.registered": "登记留言",

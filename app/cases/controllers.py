@@ -15,6 +15,7 @@ from app.accounts.identity import CurrentUser
 from app.cases import oversight, services, similarity
 from app.cases.vocab import ASSIGNMENT_STATES, BOARDS, CASE_STATES, CATEGORIES, DECLINE_REASONS, QUALITY_FLAGS
 from app.permissions import Permission, requires
+from app.tenants import services as tenant_services
 from app.web import flash
 from app.web.deps import attempt
 from app.web.render import page
@@ -187,6 +188,8 @@ class InboxController(Controller):
             timeline=services.assignment_timeline(db, assignment),
             co_input=services.co_unit_input(db, assignment),
             instructions=oversight.instructions_for_assignment(db, assignment),
+            sections=tenant_services.list_sections(db),
+            handlers=tenant_services.unit_handlers(db),
             error=error,
             **VOCAB,
         )

@@ -104,6 +104,7 @@ class Assignment(WorkspaceOwned, Base):
     due_date: Mapped[date]
     received_at: Mapped[datetime | None]
     handler_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    section_id: Mapped[int | None] = mapped_column(ForeignKey("sections.id", ondelete="SET NULL"))
     # The draft reply and its sign-off (第十一条). Editing bumps draft_version; a signature is
     # valid only for the draft_version it signed.
     reply_text: Mapped[str] = mapped_column(Text, default="")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.accounts.identity import CurrentUser
 from app.permissions import ROLES_BY_KIND, ROLES_GRANTABLE_BY_STAFF_ADMIN, Permission, requires
 from app.tenants import services
-from app.tenants.models import WORKSPACE_KIND_LABELS
+from app.tenants.models import WORKSPACE_KIND_LABELS, WorkspaceKind
 from app.web import flash
 from app.web.deps import attempt
 from app.web.render import page
@@ -62,6 +62,8 @@ class StaffController(Controller):
             staff=services.list_staff(db),
             grantable=ROLES_GRANTABLE_BY_STAFF_ADMIN[workspace.kind],
             can_manage=me.can(Permission.STAFF_MANAGE),
+            # 科室 exist in the handling units (第七条).
+            sections=services.list_sections(db) if WorkspaceKind(workspace.kind).is_unit else None,
             error=error,
             error_for=error_for,
             form=form or {},
@@ -146,6 +148,26 @@ class StaffController(Controller):
         if error:
             return self._render(request, db, me, error=error, error_for="table", status_code=422)
         return _back("/staff", "已设置临时密码，该人员下次登录时须修改密码。")
+
+    @post("/sections", opt=requires(Permission.STAFF_MANAGE), sync_to_thread=True)
+    def add_section(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        data: Form,
+    ) -> Response[Any]:
+        _, error = attempt(db, lambda: services.add_section(db, me, name=data.get("section_name", "")))
+        if error:
+            return self._render(request, db, me, error=error, error_for="sections", status_code=422)
+        return _back("/staff", "已新增科室。")
+
+    @post("/sections/{section_id:int}/delete", opt=requires(Permission.STAFF_MANAGE), sync_to_thread=True)
+    def remove_section(
+        self, db: NamedDependency[Session], me: NamedDependency[CurrentUser], section_id: FromPath[int]
+    ) -> Response[Any]:
+        services.remove_section(db, me, section_id=section_id)
+        return _back("/staff", "已删除科室。")
 
 
 class WorkspaceAdminController(Controller):

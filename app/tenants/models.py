@@ -67,6 +67,17 @@ class Workspace(Base):
         return WorkspaceKind(self.kind).label
 
 
+class Section(WorkspaceOwned, Base):
+    """科室: an office of a unit that assignments are routed to (第七条: 具体科室和专人负责)."""
+
+    __tablename__ = "sections"
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_sections_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Membership(WorkspaceOwned, Base):
     """One role a person holds in one workspace (the Casbin ``g`` relation, kept in the database)."""
 

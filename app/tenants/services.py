@@ -23,7 +23,7 @@ from app.audit.services import record
 from app.db import utcnow
 from app.errors import Conflict, InvalidInput, NotFound
 from app.permissions import ROLES_BY_KIND, ROLES_GRANTABLE_BY_STAFF_ADMIN, Role
-from app.tenants.models import Membership, Workspace, WorkspaceKind
+from app.tenants.models import Membership, Section, Workspace, WorkspaceKind
 from app.tenants.scope import cross_workspace
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{2,31}$")
@@ -408,3 +408,50 @@ def import_units(db: Session, csv_path: Path) -> int:
             created += 1
     db.flush()
     return created
+
+
+# --- sections (科室), 第七条: 明确分管领导、具体科室和专人负责 -------------------------------------------
+
+
+def list_sections(db: Session) -> list[Section]:
+    return list(db.scalars(select(Section).order_by(Section.name)))
+
+
+def add_section(db: Session, actor: CurrentUser, *, name: str) -> Section:
+    ws = current_workspace(db, actor)
+    if not WorkspaceKind(ws.kind).is_unit:
+        raise InvalidInput("科室只在承办单位设置。", field="section_name")
+    name = name.strip()
+    if not name or len(name) > 60:
+        raise InvalidInput("请填写科室名称（不超过 60 字）。", field="section_name")
+    if db.scalar(select(Section.id).where(Section.name == name)) is not None:
+        raise InvalidInput("本单位已有同名科室。", field="section_name")
+    section = Section(workspace_id=ws.id, name=name)
+    db.add(section)
+    db.flush()
+    record(db, "staff.section_added", actor_id=actor.user_id, workspace_id=ws.id, target=name, ip=actor.ip)
+    return section
+
+
+def remove_section(db: Session, actor: CurrentUser, *, section_id: int) -> None:
+    """Assignments routed to it keep their handler; their section becomes empty."""
+    ws = current_workspace(db, actor)
+    section = db.get(Section, section_id)
+    if section is None:
+        raise NotFound()
+    name = section.name
+    db.delete(section)
+    db.flush()
+    record(db, "staff.section_removed", actor_id=actor.user_id, workspace_id=ws.id, target=name, ip=actor.ip)
+
+
+def unit_handlers(db: Session) -> list[User]:
+    """The handlers (经办人) of the session's workspace, for routing an assignment."""
+    return list(
+        db.scalars(
+            select(User)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.role == Role.HANDLER.value)
+            .order_by(User.display_name)
+        )
+    )

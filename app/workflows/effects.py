@@ -131,10 +131,39 @@ def issue_assignment_sheets(step: Step) -> None:
 # --- the unit's work (第十条, 第十一条) --------------------------------------------------------------
 
 
+def routing_problem(step: Step) -> str | None:
+    """The section and handler chosen on receipt must be this unit's own (第十一条: 立即核查)."""
+    from app.tenants.models import Membership, Section
+
+    section_ids, handler_ids = _ids(step.payload.get("section_id")), _ids(step.payload.get("handler_id"))
+    db = step.db  # the unit's own, workspace-scoped session: another unit's section is not found
+    if section_ids and db.get(Section, section_ids[0]) is None:
+        return "请选择本单位的科室。"
+    if (
+        handler_ids
+        and db.scalar(
+            select(Membership.id).where(
+                Membership.user_id == handler_ids[0],
+                Membership.role == "handler",
+                Membership.workspace_id == step.obj.workspace_id,
+            )
+        )
+        is None
+    ):
+        return "请选择本单位的经办人。"
+    return None
+
+
 def mark_received(step: Step) -> None:
+    """签收, and routing at once to a section and a handler (第十一条)."""
     assignment: Assignment = step.obj
     assignment.received_at = step.now
-    if step.actor and "handler" in step.actor.roles:
+    section_ids, handler_ids = _ids(step.payload.get("section_id")), _ids(step.payload.get("handler_id"))
+    if section_ids:
+        assignment.section_id = section_ids[0]
+    if handler_ids:
+        assignment.handler_id = handler_ids[0]
+    elif step.actor and "handler" in step.actor.roles:
         assignment.handler_id = step.actor.user_id
 
 

@@ -35,6 +35,10 @@ def decline_reason_is_statutory(step: Step) -> str | None:
     return None
 
 
+def routing_is_valid(step: Step) -> str | None:
+    return fx.routing_problem(step)
+
+
 def units_are_valid(step: Step) -> str | None:
     return fx.dispatch_problem(step)
 
@@ -162,9 +166,9 @@ TABLE: tuple[Transition, ...] = (
         "receive",
         (HANDLER, DEPUTY, PRINCIPAL, UNIT_ADMIN),
         "handling",
-        "签收",
+        "签收并分办",
         "第十一条",
-        (),
+        (routing_is_valid,),
         (fx.mark_received,),
     ),
     Transition(
