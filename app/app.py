@@ -14,6 +14,7 @@ from litestar.static_files import create_static_files_router
 from app.accounts.controllers import AccountController, AuthController
 from app.audit.controllers import AuditController
 from app.cases.api import MessageFeedController, feed_openapi
+from app.cases.attachment_controllers import AttachmentController
 from app.cases.controllers import CaseController, FlowChartController, InboxController, OversightController
 from app.cases.intake_controllers import IntakeController
 from app.permissions import PUBLIC, authorize, check_declarations
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             InboxController,
             FlowChartController,
             OversightController,
+            AttachmentController,
             MessageFeedController,
             feed_openapi,
             create_static_files_router(

@@ -254,6 +254,9 @@ def load_demo_cases(db: Session) -> int:
             )
         )
     heating, road, school, _market, empty, fees, invoice = cases
+    from app.cases.attachments import add_attachment
+
+    add_attachment(db, clerk, heating, "室温照片.png", _demo_photo())
     apply(
         db,
         clerk,
@@ -310,3 +313,19 @@ def _demo_sections(db: Session, workspaces: dict[str, Workspace]) -> None:
             if exists is None:
                 db.add(Section(workspace_id=ws.id, name=name))
     db.flush()
+
+
+def _demo_photo() -> bytes:
+    """A small picture standing in for the citizen's photo of the thermometer."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (320, 200), (236, 240, 245))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((150, 20, 170, 160), outline=(90, 90, 90), width=3)
+    draw.rectangle((154, 110, 166, 157), fill=(200, 30, 30))
+    draw.ellipse((140, 150, 180, 190), fill=(200, 30, 30))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

@@ -2,13 +2,14 @@
 
 from app.accounts.models import User, UserSession
 from app.audit.models import AuditEvent
-from app.cases.models import Assignment, Case, Counter, Instruction, TimelineEntry
+from app.cases.models import Assignment, Attachment, Case, Counter, Instruction, TimelineEntry
 from app.cases.tokens import ApiToken
 from app.tenants.models import Membership, Section, Workspace
 
 __all__ = [
     "ApiToken",
     "Assignment",
+    "Attachment",
     "AuditEvent",
     "Case",
     "Counter",

@@ -84,10 +84,22 @@ def _fill(
     # A real step of the workflow, refused here for want of input or for the wrong state.
     path = path.replace("{action:str}", "sign" if path.startswith("/inbox/") else "dispatch")
     path = re.sub(r"\{workspace_id:int\}", str(workspace_id), path)
+    path = re.sub(r"\{attachment_id:int\}", str(_attachment_for(path, case_id, assignment_id)), path)
     path = re.sub(r"\{case_id:int\}", str(case_id), path)
     path = re.sub(r"\{assignment_id:int\}", str(assignment_id), path)
     path = re.sub(r"\{section_id:int\}", str(_section_of(workspace_id)), path)
     return re.sub(r"\{user_id:int\}", str(user_id), path)
+
+
+def _attachment_for(path: str, case_id: int, assignment_id: int) -> int:
+    from app.cases.models import Assignment, Attachment
+
+    with system_session() as db:
+        if path.startswith("/inbox/"):
+            assignment = db.get(Assignment, assignment_id)
+            case_id = assignment.case_id if assignment else MISSING
+        found = db.scalar(select(Attachment.id).where(Attachment.case_id == case_id))
+    return found or MISSING
 
 
 def _section_of(workspace_id: int) -> int:

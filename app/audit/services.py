@@ -28,6 +28,7 @@ ACTION_LABELS = {
     "workspace.updated": "修改工作区",
     "case.registered": "登记留言",
     "case.instructed": "领导批示",
+    "case.attachment_added": "添加附件",
     "case.duplicate_marked": "标记重复留言",
     "case.duplicate_unmarked": "取消重复标记",
 }

@@ -12,7 +12,7 @@ from litestar.params import Body, FromPath, FromQuery
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
-from app.cases import oversight, services, similarity
+from app.cases import attachments, oversight, services, similarity
 from app.cases.vocab import ASSIGNMENT_STATES, BOARDS, CASE_STATES, CATEGORIES, DECLINE_REASONS, QUALITY_FLAGS
 from app.permissions import Permission, requires
 from app.tenants import services as tenant_services
@@ -97,6 +97,7 @@ class CaseController(Controller):
             original=services.duplicate_original(db, case),
             can_link=triage and me.can(Permission.CASE_ACT),
             instructions=oversight.instructions_on(db, case.id),
+            files=attachments.of_case(db, case.id),
             error=error,
             **VOCAB,
         )
@@ -188,6 +189,7 @@ class InboxController(Controller):
             timeline=services.assignment_timeline(db, assignment),
             co_input=services.co_unit_input(db, assignment),
             instructions=oversight.instructions_for_assignment(db, assignment),
+            files=attachments.of_assignment(db, assignment),
             sections=tenant_services.list_sections(db),
             handlers=tenant_services.unit_handlers(db),
             error=error,
