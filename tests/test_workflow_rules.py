@@ -461,3 +461,25 @@ def test_a_unit_names_its_sections_and_routes_an_assignment_on_receipt(people, m
     routed = _assignments(case.id)[0]
     assert (routed.state, routed.section_id, routed.handler_id) == ("handling", own, handler)
     assert "城建科" in people["horqin.handler"].get(f"/inbox/{assignment.id}").text
+
+
+def test_triage_classifies_a_message_before_dispatch_only(people) -> None:  # type: ignore[no-untyped-def]
+    clerk = people["zx.clerk"]
+    post(clerk, "/cases", {**MESSAGE, "source_id": "CLS-1"})
+    case = _case("CLS-1")
+    bad = post(clerk, f"/cases/{case.id}/classify", {"category": "gossip", "topic": "", "region": ""})
+    assert bad.status_code == 422 and "请选择留言类别" in bad.text
+    ok = post(
+        clerk,
+        f"/cases/{case.id}/classify",
+        {"category": "complain", "topic": "城市管理", "region": "科尔沁区"},
+    )
+    assert ok.status_code == 303
+    classified = _case("CLS-1")
+    assert (classified.category, classified.topic, classified.region) == ("complain", "城市管理", "科尔沁区")
+    assert (
+        post(people["horqin.handler"], f"/cases/{case.id}/classify", {"category": "other"}).status_code == 403
+    )
+    dispatched = register_and_dispatch(clerk, "CLS-2")
+    late = post(clerk, f"/cases/{dispatched.id}/classify", {"category": "other", "topic": "", "region": ""})
+    assert late.status_code == 422 and "待交办" in late.text

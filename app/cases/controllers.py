@@ -146,6 +146,33 @@ class CaseController(Controller):
         message = f"已标记为重复留言：{original.title}" if original else "已取消重复留言标记。"
         return _redirect(f"/cases/{case_id}", message)
 
+    @post("/{case_id:int}/classify", opt=requires(Permission.CASE_ACT), sync_to_thread=True)
+    def classify(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        case_id: FromPath[int],
+        data: Form,
+    ) -> Response[Any]:
+        """初审: category, topic and region before dispatch (no state change)."""
+        case = services.get_case(db, case_id)
+        _, error = attempt(
+            db,
+            lambda: services.classify_case(
+                db,
+                me,
+                case,
+                category=str(data.get("category", "")),
+                topic=str(data.get("topic", "")),
+                region=str(data.get("region", "")),
+            ),
+        )
+        if error:
+            db.expire_all()
+            return self._detail(request, db, case_id, error=error, status_code=error.status_code)
+        return _redirect(f"/cases/{case_id}", "分类已更新。")
+
 
 class FlowChartController(Controller):
     """附件1: the flow chart, drawn from the transition table."""

@@ -373,3 +373,28 @@ def mark_duplicate(db: Session, actor: CurrentUser, case: Case, original_id: int
         previous_id=previous_id,
     )
     return original
+
+
+def classify_case(
+    db: Session, actor: CurrentUser, case: Case, *, category: str, topic: str, region: str
+) -> Case:
+    """初审 (第九条): the centre corrects a message's classification before it is dispatched."""
+    if case.state != "received":
+        raise InvalidInput("只有待交办的留言可以修改分类。")
+    if category not in CATEGORIES:
+        raise InvalidInput("请选择留言类别。", field="category")
+    topic, region = topic.strip(), region.strip()
+    if len(topic) > 60 or len(region) > 60:
+        raise InvalidInput("领域、地区均不超过 60 字。", field="topic")
+    before = {"category": case.category, "topic": case.topic, "region": case.region}
+    case.category, case.topic, case.region = category, topic, region
+    record(
+        db,
+        "case.classified",
+        actor_id=actor.user_id,
+        workspace_id=case.workspace_id,
+        target=f"case:{case.id}",
+        ip=actor.ip,
+        before=before,
+    )
+    return case
