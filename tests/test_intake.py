@@ -359,3 +359,45 @@ def test_the_cli_prints_a_token_once_and_stores_its_hash(client) -> None:  # typ
     assert _send(client, _message("API-CLI"), plain).status_code == 201
     assert CliRunner().invoke(main, ["api-token", "revoke", "--name", "cli feed"]).exit_code == 0
     assert _send(client, _message("API-CLI2"), plain).status_code == 401
+
+
+def test_the_feed_delivers_attachments_with_the_message_or_nothing(client) -> None:  # type: ignore[no-untyped-def]
+    import base64
+
+    from app.cases.models import Attachment
+
+    token = _token()
+    pdf = base64.b64encode(b"%PDF-1.4\n%%EOF\n").decode()
+    good = _send(
+        client,
+        _message("API-ATT-1", attachments=[{"filename": "照片说明.pdf", "content_base64": pdf}]),
+        token,
+    )
+    assert good.status_code == 201
+    with system_session() as db:
+        names = list(
+            db.scalars(
+                select(Attachment.filename)
+                .join(Case, Case.id == Attachment.case_id)
+                .where(Case.source_id == "API-ATT-1")
+            )
+        )
+    assert names == ["照片说明.pdf"]
+    script = base64.b64encode(b"<html><script>alert(1)</script></html>").decode()
+    bad = _send(
+        client,
+        _message(
+            "API-ATT-2",
+            attachments=[
+                {"filename": "a.pdf", "content_base64": pdf},
+                {"filename": "b.pdf", "content_base64": script},
+            ],
+        ),
+        token,
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "attachments" and "b.pdf" in bad.json()["detail"]
+    broken = _send(
+        client, _message("API-ATT-3", attachments=[{"filename": "c.pdf", "content_base64": "!!"}]), token
+    )
+    assert broken.status_code == 422
+    assert _count("API-ATT-2") == 0 and _count("API-ATT-3") == 0

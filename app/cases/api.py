@@ -12,6 +12,8 @@ because Litestar decodes the body before resolving dependencies; everything else
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -31,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.cases import services
+from app.cases.attachments import add_attachment
 from app.cases.tokens import resolve_token
 from app.db import system_session
 from app.errors import Conflict, InvalidInput, MinpanError, NotSignedIn
@@ -49,6 +52,13 @@ class TokenRefused(NotSignedIn):
 class NotJson(MinpanError):
     status_code = 400
     default_message = "请求体须为一个 JSON 对象（Content-Type: application/json）。"
+
+
+class AttachmentPayload(msgspec.Struct, kw_only=True):
+    filename: Annotated[str, Meta(description="文件名", examples=["现场照片.jpg"])]
+    content_base64: Annotated[
+        str, Meta(description="文件内容（Base64）：PDF、PNG/JPEG、Word、Excel 或纯文本，单个不超过 8 MB")
+    ]
 
 
 class MessagePayload(msgspec.Struct, kw_only=True):
@@ -84,6 +94,9 @@ class MessagePayload(msgspec.Struct, kw_only=True):
         str, Meta(description="联系电话（仅工作人员可见）", examples=["13847510000"])
     ] = ""
     citizen_email: Annotated[str, Meta(description="电子邮箱（仅工作人员可见）", examples=[""])] = ""
+    attachments: Annotated[
+        list[AttachmentPayload], Meta(description="留言附件；任何一个不合格则整条留言不登记")
+    ] = msgspec.field(default_factory=list)
 
 
 class Registered(msgspec.Struct):
@@ -192,6 +205,17 @@ class MessageFeedController(Controller):
             case = services.register_from_feed(db, feed.workspace_id, msg)
         except IntegrityError as exc:  # the same message arrived twice at the same moment
             raise Conflict(f"留言编号 {msg.source_id} 已登记，不能重复登记。") from exc
+        for item in data.attachments:  # all in the request's transaction: one bad file, nothing registered
+            try:
+                content = base64.b64decode(item.content_base64, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise InvalidInput(
+                    f"附件 {item.filename} 的内容不是有效的 Base64。", field="attachments"
+                ) from exc
+            try:
+                add_attachment(db, None, case, item.filename, content)
+            except InvalidInput as exc:
+                raise InvalidInput(f"附件 {item.filename}：{exc.message}", field="attachments") from exc
         return Registered(id=case.id, source_id=case.source_id, state=case.state)
 
 

@@ -68,7 +68,10 @@ def safe_filename(name: str, extension: str) -> str:
     return f"{stem[:150]}.{extension}"
 
 
-def add_attachment(db: Session, actor: CurrentUser, case: Case, filename: str, data: bytes) -> Attachment:
+def add_attachment(
+    db: Session, actor: CurrentUser | None, case: Case, filename: str, data: bytes
+) -> Attachment:
+    """A file for the case; ``actor`` None when the message board's feed delivered it."""
     if case.state == "archived":
         raise InvalidInput("该留言已归档，不能再添加附件。", field="file")
     if not data:
@@ -89,17 +92,17 @@ def add_attachment(db: Session, actor: CurrentUser, case: Case, filename: str, d
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         data=data,
-        uploaded_by_id=actor.user_id,
+        uploaded_by_id=actor.user_id if actor else None,
     )
     db.add(attachment)
     db.flush()
     record(
         db,
         "case.attachment_added",
-        actor_id=actor.user_id,
+        actor_id=actor.user_id if actor else None,
         workspace_id=case.workspace_id,
         target=f"case:{case.id}",
-        ip=actor.ip,
+        ip=actor.ip if actor else "api",
         filename=attachment.filename,
         sha256=attachment.sha256,
     )
