@@ -27,6 +27,7 @@ from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import JSONBody
 from litestar.serialization import encode_json
 from msgspec import Meta
 from sqlalchemy.exc import IntegrityError
@@ -119,7 +120,7 @@ class FeedClient:
     workspace_id: int
 
 
-def provide_feed(request: Request[Any, Any, Any], db: Session) -> FeedClient:
+def provide_feed(request: Request[Any, Any, Any], db: NamedDependency[Session]) -> FeedClient:
     """The bearer token's client; binds the request's session to the token's workspace."""
     if request.content_type[0] != MediaType.JSON:
         raise NotJson()  # malformed, like a body that is not JSON: refused before the token is read
@@ -198,7 +199,7 @@ class MessageFeedController(Controller):
         },
     )
     def receive(
-        self, db: NamedDependency[Session], feed: NamedDependency[FeedClient], data: MessagePayload
+        self, db: NamedDependency[Session], feed: NamedDependency[FeedClient], data: JSONBody[MessagePayload]
     ) -> Registered:
         msg = services.MessageInput.from_form(msgspec.structs.asdict(data))
         try:

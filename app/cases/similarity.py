@@ -184,7 +184,7 @@ def candidate_pool(db: Session, case: Case) -> list[Candidate]:
     slices.append(base.order_by(newest_first).limit(RECENT_SIZE))
     pool: dict[int, Candidate] = {}
     for query in slices:
-        for case_id, registered_at, title, body, region, topic in db.execute(query).tuples():
+        for case_id, registered_at, title, body, region, topic in db.execute(query):
             pool.setdefault(case_id, Candidate(case_id, registered_at, title, body, region, topic))
     newest = sorted(pool.values(), key=lambda c: (c.registered_at, c.id), reverse=True)
     return newest[:POOL_SIZE]
