@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from app.accounts.identity import CurrentUser
 from app.audit.services import record
@@ -121,7 +121,8 @@ def of_assignment(db: Session, assignment: Assignment) -> list[Attachment]:
 
 
 def one_of_case(db: Session, case_id: int, attachment_id: int) -> Attachment:
-    attachment = db.get(Attachment, attachment_id)
+    # The file itself is loaded here, inside the caller's access (a unit reads it across workspaces).
+    attachment = db.get(Attachment, attachment_id, options=[undefer(Attachment.data)])
     if attachment is None or attachment.case_id != case_id:
         raise NotFound()
     return attachment
