@@ -66,17 +66,22 @@ def test_models_and_migrations_agree() -> None:
 
 @pytest.mark.skipif(not IS_POSTGRES, reason="row-level security exists on PostgreSQL only")
 def test_postgres_workspace_tables_have_forced_row_level_security() -> None:
+    """Every table of a WorkspaceOwned model has the policy, forced; the app is no superuser."""
+    from app.tenants.models import WorkspaceOwned
+
+    owned = {m.class_.__tablename__ for m in Base.registry.mappers if issubclass(m.class_, WorkspaceOwned)}
+    assert {"memberships", "audit_events", "cases", "assignments", "attachments"} <= owned
     engine = create_engine(get_settings().database_url)
     with engine.connect() as conn:
-        rows = dict(
-            conn.execute(
-                text(
-                    "SELECT relname, relforcerowsecurity FROM pg_class "
-                    "WHERE relname IN ('memberships', 'audit_events')"
-                )
-            ).all()
-        )
+        rows = conn.execute(
+            text(
+                "SELECT c.relname, c.relforcerowsecurity, count(p.policyname) FROM pg_class c "
+                "LEFT JOIN pg_policies p ON p.tablename = c.relname AND p.policyname = 'workspace_isolation' "
+                "WHERE c.relname = ANY(:names) AND c.relkind = 'r' GROUP BY c.relname, c.relforcerowsecurity"
+            ),
+            {"names": sorted(owned)},
+        ).all()
         superuser = conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar()
     engine.dispose()
-    assert rows == {"memberships": True, "audit_events": True}
+    assert {name: (forced, policies) for name, forced, policies in rows} == {t: (True, 1) for t in owned}
     assert superuser is False, "the app must not connect as a superuser: superusers bypass row-level security"

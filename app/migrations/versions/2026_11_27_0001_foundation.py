@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrations import rls
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -23,10 +25,6 @@ depends_on: str | Sequence[str] | None = None
 
 # Tables whose rows belong to one workspace (app.tenants.models.WorkspaceOwned).
 RLS_TABLES = ("memberships", "audit_events")
-RLS_RULE = (
-    "current_setting('minpan.system', true) = 'on' "
-    "OR workspace_id = NULLIF(current_setting('minpan.workspace_id', true), '')::integer"
-)
 
 
 def upgrade() -> None:
@@ -147,19 +145,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_user_sessions_last_seen_at"), ["last_seen_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_user_sessions_user_id"), ["user_id"], unique=False)
 
-    if op.get_bind().dialect.name == "postgresql":
-        for table in RLS_TABLES:
-            op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-            op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-            op.execute(
-                f"CREATE POLICY workspace_isolation ON {table} USING ({RLS_RULE}) WITH CHECK ({RLS_RULE})"
-            )
+    rls.enable(*RLS_TABLES)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for table in RLS_TABLES:
-            op.execute(f"DROP POLICY IF EXISTS workspace_isolation ON {table}")
+    rls.disable(*RLS_TABLES)
     with op.batch_alter_table("user_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_user_sessions_user_id"))
         batch_op.drop_index(batch_op.f("ix_user_sessions_last_seen_at"))

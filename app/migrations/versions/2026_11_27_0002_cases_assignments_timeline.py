@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrations import rls
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -20,10 +22,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 RLS_TABLES = ("cases", "assignments", "timeline_entries")
-RLS_RULE = (
-    "current_setting('minpan.system', true) = 'on' "
-    "OR workspace_id = NULLIF(current_setting('minpan.workspace_id', true), '')::integer"
-)
 
 
 def upgrade() -> None:
@@ -206,19 +204,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_timeline_entries_case_id"), ["case_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_timeline_entries_workspace_id"), ["workspace_id"], unique=False)
 
-    if op.get_bind().dialect.name == "postgresql":
-        for table in RLS_TABLES:
-            op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-            op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-            op.execute(
-                f"CREATE POLICY workspace_isolation ON {table} USING ({RLS_RULE}) WITH CHECK ({RLS_RULE})"
-            )
+    rls.enable(*RLS_TABLES)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for table in RLS_TABLES:
-            op.execute(f"DROP POLICY IF EXISTS workspace_isolation ON {table}")
+    rls.disable(*RLS_TABLES)
     with op.batch_alter_table("timeline_entries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_timeline_entries_workspace_id"))
         batch_op.drop_index(batch_op.f("ix_timeline_entries_case_id"))

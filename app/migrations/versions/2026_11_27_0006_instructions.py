@@ -13,15 +13,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrations import rls
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-RLS_RULE = (
-    "current_setting('minpan.system', true) = 'on' "
-    "OR workspace_id = NULLIF(current_setting('minpan.workspace_id', true), '')::integer"
-)
 
 
 def upgrade() -> None:
@@ -51,17 +48,11 @@ def upgrade() -> None:
     with op.batch_alter_table("instructions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_instructions_case_id"), ["case_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_instructions_workspace_id"), ["workspace_id"], unique=False)
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE instructions ENABLE ROW LEVEL SECURITY")
-        op.execute("ALTER TABLE instructions FORCE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY workspace_isolation ON instructions USING ({RLS_RULE}) WITH CHECK ({RLS_RULE})"
-        )
+    rls.enable("instructions")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP POLICY IF EXISTS workspace_isolation ON instructions")
+    rls.disable("instructions")
     with op.batch_alter_table("instructions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_instructions_workspace_id"))
         batch_op.drop_index(batch_op.f("ix_instructions_case_id"))

@@ -10,15 +10,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrations import rls
+
 revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-RLS_RULE = (
-    "current_setting('minpan.system', true) = 'on' "
-    "OR workspace_id = NULLIF(current_setting('minpan.workspace_id', true), '')::integer"
-)
 
 
 def upgrade() -> None:
@@ -48,20 +45,14 @@ def upgrade() -> None:
             ["id"],
             ondelete="SET NULL",
         )
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE sections ENABLE ROW LEVEL SECURITY")
-        op.execute("ALTER TABLE sections FORCE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY workspace_isolation ON sections USING ({RLS_RULE}) WITH CHECK ({RLS_RULE})"
-        )
+    rls.enable("sections")
 
 
 def downgrade() -> None:
     with op.batch_alter_table("assignments", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_assignments_section_id_sections"), type_="foreignkey")
         batch_op.drop_column("section_id")
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP POLICY IF EXISTS workspace_isolation ON sections")
+    rls.disable("sections")
     with op.batch_alter_table("sections", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sections_workspace_id"))
     op.drop_table("sections")

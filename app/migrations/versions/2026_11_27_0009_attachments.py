@@ -10,15 +10,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrations import rls
+
 revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-RLS_RULE = (
-    "current_setting('minpan.system', true) = 'on' "
-    "OR workspace_id = NULLIF(current_setting('minpan.workspace_id', true), '')::integer"
-)
 
 
 def upgrade() -> None:
@@ -54,17 +51,11 @@ def upgrade() -> None:
     with op.batch_alter_table("attachments", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_attachments_case_id"), ["case_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_attachments_workspace_id"), ["workspace_id"], unique=False)
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE attachments ENABLE ROW LEVEL SECURITY")
-        op.execute("ALTER TABLE attachments FORCE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY workspace_isolation ON attachments USING ({RLS_RULE}) WITH CHECK ({RLS_RULE})"
-        )
+    rls.enable("attachments")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP POLICY IF EXISTS workspace_isolation ON attachments")
+    rls.disable("attachments")
     with op.batch_alter_table("attachments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_attachments_workspace_id"))
         batch_op.drop_index(batch_op.f("ix_attachments_case_id"))

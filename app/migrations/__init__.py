@@ -1,0 +1,1 @@
+"""Alembic migrations; rls.py holds the row-level security shared by them."""
