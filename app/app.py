@@ -13,6 +13,7 @@ from litestar.static_files import create_static_files_router
 
 from app.accounts.controllers import AccountController, AuthController
 from app.audit.controllers import AuditController
+from app.calendar.controllers import CalendarController
 from app.cases.api import MessageFeedController, feed_openapi
 from app.cases.attachment_controllers import AttachmentController
 from app.cases.controllers import CaseController, FlowChartController, InboxController, OversightController
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             FlowChartController,
             OversightController,
             AttachmentController,
+            CalendarController,
             MessageFeedController,
             feed_openapi,
             create_static_files_router(

@@ -144,6 +144,30 @@ def scheduler() -> None:
     sched.run(stop)
 
 
+@main.command()
+@click.argument("received", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--json", "as_json", is_flag=True, help="print a JSON object")
+def deadline(received: object, as_json: bool) -> None:
+    """The reply due date, the reminder day and the latest extended due date for a sheet received
+    on RECEIVED (YYYY-MM-DD), on the official working-day calendar."""
+    import json
+    from datetime import datetime
+
+    from app.workflows.deadlines import reply_deadline
+
+    assert isinstance(received, datetime)
+    result = reply_deadline(received.date())
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+        return
+    mark = "（暂定：该年放假安排尚未录入）" if result.provisional else ""
+    click.echo(f"收到日期     {result.received:%Y-%m-%d}")
+    click.echo(f"答复期限     {result.due:%Y-%m-%d}{mark}")
+    click.echo(f"催办提醒     {result.reminder:%Y-%m-%d}")
+    click.echo(f"最长延期至   {result.extended_max:%Y-%m-%d}")
+    click.echo(result.explanation)
+
+
 @main.group()
 def user() -> None:
     """People and their roles."""

@@ -2,6 +2,7 @@
 
 from app.accounts.models import User, UserSession
 from app.audit.models import AuditEvent
+from app.calendar.models import CalendarDay, CalendarYear
 from app.cases.models import Assignment, Attachment, Case, Counter, Instruction, TimelineEntry
 from app.cases.tokens import ApiToken
 from app.tenants.models import Membership, Section, Workspace
@@ -11,6 +12,8 @@ __all__ = [
     "Assignment",
     "Attachment",
     "AuditEvent",
+    "CalendarDay",
+    "CalendarYear",
     "Case",
     "Counter",
     "Instruction",

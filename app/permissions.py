@@ -92,6 +92,7 @@ class Permission(enum.StrEnum):
     ASSIGNMENT_ACT = "assignment:act"
     CASE_OVERSEE = "case:oversee"
     CASE_INSTRUCT = "case:instruct"
+    CALENDAR_MANAGE = "calendar:manage"
 
 
 ACCESS_KEY: Final = "access"

@@ -27,6 +27,7 @@ ACTION_LABELS = {
     "workspace.created": "新建工作区",
     "workspace.updated": "修改工作区",
     "case.registered": "登记留言",
+    "calendar.year_loaded": "录入工作日历",
     "case.classified": "修改分类",
     "case.instructed": "领导批示",
     "case.attachment_added": "添加附件",

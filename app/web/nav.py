@@ -28,6 +28,7 @@ _ITEMS: tuple[tuple[str, str, Permission], ...] = (
     ("操作日志", "/audit", Permission.AUDIT_VIEW),
     ("工作区管理", "/admin/workspaces", Permission.WORKSPACE_MANAGE),
     ("全局日志", "/admin/audit", Permission.AUDIT_VIEW_ALL),
+    ("工作日历", "/admin/calendar", Permission.CALENDAR_MANAGE),
 )
 
 

@@ -29,6 +29,15 @@ def _local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(ZoneInfo(get_settings().timezone)).strftime(fmt)
 
 
+def _provisional(day: object) -> str:
+    """'（暂定）' after a due date in a year whose holidays are not loaded yet."""
+    from datetime import date
+
+    from app.workflows.deadlines import is_provisional
+
+    return "（暂定）" if isinstance(day, date) and is_provisional(day) else ""
+
+
 def _role_label(role: str) -> str:
     try:
         return Role(role).label
@@ -50,7 +59,25 @@ def environment() -> Environment:
     env.globals["ROLE_LABELS"] = ROLE_LABELS
     env.globals["Permission"] = Permission
     env.globals["settings"] = get_settings()
+    env.filters["provisional"] = _provisional
     return env
+
+
+def _calendar_warning(me: object) -> str:
+    """For calendar administrators: next year's holidays are not loaded yet."""
+    from datetime import UTC, datetime
+
+    if me is None or not me.can(Permission.CALENDAR_MANAGE):  # type: ignore[attr-defined]
+        return ""
+    from app.calendar import days
+    from app.workflows.deadlines import local_date
+
+    next_year = local_date(datetime.now(UTC)).year + 1
+    if days.current().is_known(datetime(next_year, 1, 1).date()):
+        return ""
+    return (
+        f"{next_year} 年放假安排尚未录入：跨年的办理期限按周一至周五暂计并标注“暂定”。请在“工作日历”中录入。"
+    )
 
 
 def csrf_token(request: Request[Any, Any, Any]) -> str:
@@ -77,6 +104,7 @@ def render_html(request: Request[Any, Any, Any], template: str, **context: Any) 
         "csrf_token": token,
         "csrf_input": Markup('<input type="hidden" name="_csrf_token" value="{}">').format(token),
         "htmx": is_htmx(request),
+        "calendar_warning": _calendar_warning(me),
         "static_version": "1",
     }
     base.update(context)

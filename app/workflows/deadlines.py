@@ -1,11 +1,19 @@
-"""Working-day arithmetic. For now a plain weekday count (Monday–Friday); the deadline issue
-replaces it with the official calendar (holidays and 调休 make-up days) kept in the database."""
+"""Deadlines on the official working-day calendar (app.calendar), all in Asia/Shanghai time.
+
+- reply due: the 5th working day after the assignment sheet is received (第十条, 第十一条);
+- reminder: the working day before the due date (第十三条);
+- extension: at most 3 more working days after the current due date (第十四条);
+- return: only on the day of receipt (第十五条, see the transition table's guard).
+The day of receipt is not counted.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from app.calendar import days
 from app.settings import get_settings
 
 REPLY_WORKING_DAYS = 5  # 第十条, 第十一条
@@ -17,23 +25,46 @@ def local_date(moment: datetime) -> date:
     return moment.astimezone(ZoneInfo(get_settings().timezone)).date()
 
 
-def is_working_day(day: date) -> bool:
-    return day.weekday() < 5
+def add_working_days(start: date, count: int) -> date:
+    return days.current().add(start, count)[0]
 
 
-def add_working_days(start: date, days: int) -> date:
-    """The ``days``-th working day after ``start`` (the start day itself is not counted)."""
-    current = start
-    counted = 0
-    while counted < days:
-        current += timedelta(days=1)
-        if is_working_day(current):
-            counted += 1
-    return current
+def is_provisional(*dates: date | None) -> bool:
+    """True when a date lies in a year whose holidays are not loaded yet (shown as 暂定)."""
+    calendar = days.current()
+    return any(d is not None and not calendar.is_known(d) for d in dates)
 
 
 def working_days_left(today: date, due: date) -> int:
-    """Working days from today to the due date (0 on the due date, negative when overdue)."""
-    if due >= today:
-        return sum(1 for n in range(1, (due - today).days + 1) if is_working_day(today + timedelta(days=n)))
-    return -sum(1 for n in range(1, (today - due).days + 1) if is_working_day(due + timedelta(days=n)))
+    return days.current().working_days_between(today, due)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    received: date
+    due: date
+    reminder: date
+    extended_max: date
+    provisional: bool
+    explanation: str
+
+    def as_json(self) -> dict[str, object]:
+        data = asdict(self)
+        for key in ("received", "due", "reminder", "extended_max"):
+            data[key] = data[key].isoformat()
+        return data
+
+
+def reply_deadline(received: date) -> Deadline:
+    """Everything about the deadlines of an assignment sheet received on ``received``."""
+    calendar = days.current()
+    due, provisional = calendar.add(received, REPLY_WORKING_DAYS)
+    extended, extended_provisional = calendar.add(due, MAX_EXTENSION_DAYS)
+    return Deadline(
+        received=received,
+        due=due,
+        reminder=calendar.previous_working_day(due),
+        extended_max=extended,
+        provisional=provisional or extended_provisional,
+        explanation=calendar.explain(received, due, REPLY_WORKING_DAYS),
+    )
