@@ -16,9 +16,9 @@ from datetime import date, timedelta
 
 os.environ.setdefault("MINPAN_BROKER_URL", "stub")
 
-from app.calendar import days  # noqa: E402
-from app.calendar.days import WorkCalendar  # noqa: E402
-from app.calendar.services import package_years  # noqa: E402
+from app.calendar import days
+from app.calendar.days import WorkCalendar
+from app.calendar.services import package_years
 
 
 def weekdays_only(start: date, n: int) -> date:
@@ -46,8 +46,10 @@ def main() -> None:
     for start in starts:
         weekdays_only(start, 5)
     bare = time.perf_counter() - t0
-    print(f"{args.count:,} due dates: official calendar {official:.2f} s, weekday count {bare:.2f} s, "
-          f"ratio {official / bare:.2f}×")
+    print(
+        f"{args.count:,} due dates: official calendar {official:.2f} s, weekday count {bare:.2f} s, "
+        f"ratio {official / bare:.2f}×"
+    )
 
 
 if __name__ == "__main__":
