@@ -128,3 +128,39 @@ def test_a_dispatch_over_a_holiday_gets_the_official_due_date(make_client, monke
         {"lead_unit_id": str(_ws("horqin")), "version": str(case.version)},
     )
     assert _case("CAL-1").due_date == date(2026, 10, 10)
+
+
+def test_loading_a_year_recounts_the_provisional_due_dates_of_open_work(
+    no_2027, make_client, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from app.workflows import engine
+    from tests.test_workflow_rules import MESSAGE, _assignments, _case, _ws
+
+    monkeypatch.setattr(engine, "utcnow", lambda: datetime(2026, 12, 28, 2, 0, tzinfo=UTC))
+    clerk, admin = make_client(), make_client()
+    sign_in(clerk, "zx.clerk")
+    sign_in(admin, "sysadmin")
+    post(clerk, "/cases", {**MESSAGE, "source_id": "CAL-2", "posted_at": "2026-11-20 10:00"})
+    case = _case("CAL-2")
+    post(
+        clerk,
+        f"/cases/{case.id}/act/dispatch",
+        {"lead_unit_id": str(_ws("horqin")), "version": str(case.version)},
+    )
+    assert _case("CAL-2").due_date == date(2027, 1, 4)  # provisional: weekdays only
+    assert "（暂定）" in make_client_inbox(make_client, "horqin.handler")
+    post(
+        admin, "/admin/calendar", {"year": "2027", "holidays": "2027-01-01至2027-01-03 元旦", "workdays": ""}
+    )
+    assert _case("CAL-2").due_date == date(2027, 1, 5)
+    assert _assignments(case.id)[0].due_date == date(2027, 1, 5)
+    assert "（暂定）" not in make_client_inbox(make_client, "horqin.handler")
+
+
+def make_client_inbox(make_client, username: str) -> str:  # type: ignore[no-untyped-def]
+    client = make_client()
+    sign_in(client, username)
+    days.invalidate()
+    return str(client.get("/inbox").text)

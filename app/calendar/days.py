@@ -12,6 +12,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 HOLIDAY_NAMES = {
     "New Year's Day": "元旦",
@@ -148,13 +152,22 @@ def invalidate() -> None:
     _cache = None
 
 
-def load() -> WorkCalendar:
+def load(db: Session | None = None) -> WorkCalendar:
+    """The calendar as the database holds it (in ``db``'s transaction when given: a year being
+    loaded is already visible to the code that loads it)."""
+    from app.db import system_session
+
+    if db is not None:
+        return _read(db)
+    with system_session() as session:
+        return _read(session)
+
+
+def _read(db: Session) -> WorkCalendar:
     from sqlalchemy import select
 
     from app.calendar.models import CalendarDay, CalendarYear
-    from app.db import system_session
 
-    with system_session() as db:
-        years = list(db.scalars(select(CalendarYear.year)))
-        exceptions = {d.day: DayRule(d.is_workday, d.name) for d in db.scalars(select(CalendarDay))}
+    years = list(db.scalars(select(CalendarYear.year)))
+    exceptions = {d.day: DayRule(d.is_workday, d.name) for d in db.scalars(select(CalendarDay))}
     return WorkCalendar(years, exceptions)

@@ -132,7 +132,41 @@ def load_year(db: Session, actor: CurrentUser, data: YearInput) -> CalendarYear:
     clash = {d for d, *_ in holidays} & {d for d, *_ in workdays}
     if clash:
         raise InvalidInput(f"{min(clash):%Y-%m-%d} 同时被填为放假和调休上班。")
-    return replace_year(db, data.year, holidays + workdays, source="admin", actor=actor)
+    row = replace_year(db, data.year, holidays + workdays, source="admin", actor=actor)
+    recompute_open_due_dates(db, data.year)
+    return row
+
+
+def recompute_open_due_dates(db: Session, year: int) -> int:
+    """Due dates counted provisionally before ``year`` was loaded, counted again on the real
+    calendar: every open assignment whose deadline could reach into that year (第十条, 第十四条)."""
+    from app.cases.models import Assignment, Case
+    from app.cases.services import OPEN_ASSIGNMENT_STATES
+    from app.tenants.scope import cross_workspace
+    from app.workflows.deadlines import REPLY_WORKING_DAYS, local_date
+
+    calendar = days.load(db)  # includes the year just loaded in this transaction
+    changed = 0
+    with cross_workspace(db):
+        rows = db.scalars(
+            select(Assignment).where(
+                Assignment.state.in_(OPEN_ASSIGNMENT_STATES),
+                Assignment.due_date >= date(year, 1, 1) - timedelta(days=31),
+            )
+        )
+        for assignment in rows:
+            pending = assignment.state in ("extension_requested", "extension_pending")
+            extra = 0 if pending else (assignment.extension_days or 0)
+            due, _ = calendar.add(local_date(assignment.dispatched_at), REPLY_WORKING_DAYS + extra)
+            if due != assignment.due_date:
+                assignment.due_date = due
+                changed += 1
+                if assignment.is_lead:
+                    case = db.get(Case, assignment.case_id)
+                    if case is not None and case.state == "assigned":
+                        case.due_date = due
+        db.flush()
+    return changed
 
 
 def years(db: Session) -> list[tuple[CalendarYear, int, int]]:
