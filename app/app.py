@@ -18,6 +18,7 @@ from app.cases.api import MessageFeedController, feed_openapi
 from app.cases.attachment_controllers import AttachmentController
 from app.cases.controllers import CaseController, FlowChartController, InboxController, OversightController
 from app.cases.intake_controllers import IntakeController
+from app.escalation.controllers import NotificationController
 from app.permissions import PUBLIC, authorize, check_declarations
 from app.settings import Settings, get_settings
 from app.tenants.controllers import HomeController, StaffController, WorkspaceAdminController
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OversightController,
             AttachmentController,
             CalendarController,
+            NotificationController,
             MessageFeedController,
             feed_openapi,
             create_static_files_router(

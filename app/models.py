@@ -5,6 +5,7 @@ from app.audit.models import AuditEvent
 from app.calendar.models import CalendarDay, CalendarYear
 from app.cases.models import Assignment, Attachment, Case, Counter, Instruction, TimelineEntry
 from app.cases.tokens import ApiToken
+from app.escalation.models import Escalation, Notification
 from app.tenants.models import Membership, Section, Workspace
 
 __all__ = [
@@ -16,8 +17,10 @@ __all__ = [
     "CalendarYear",
     "Case",
     "Counter",
+    "Escalation",
     "Instruction",
     "Membership",
+    "Notification",
     "Section",
     "TimelineEntry",
     "User",

@@ -16,3 +16,15 @@ log = logging.getLogger("minpan.tasks")
 def purge_sessions() -> None:
     """Delete sessions past the idle timeout or lifetime (idempotent)."""
     log.info("purged %d expired sessions", purge_expired_sessions())
+
+
+@dramatiq.actor(queue_name="deadlines", max_retries=5)
+def sweep_deadlines() -> None:
+    """提醒单 / 催办单 / 督办单 due today (idempotent: each rung of each deadline once)."""
+    from datetime import UTC, datetime
+
+    from app.escalation.services import sweep
+    from app.workflows.deadlines import local_date
+
+    result = sweep(local_date(datetime.now(UTC)))
+    log.info("deadline sweep issued %s", result.issued)

@@ -21,9 +21,9 @@ class Periodic:
 
 
 def schedule() -> list[Periodic]:
-    from tasks.actors import purge_sessions
+    from tasks.actors import purge_sessions, sweep_deadlines
 
-    return [Periodic(purge_sessions, 600)]
+    return [Periodic(purge_sessions, 600), Periodic(sweep_deadlines, 900)]
 
 
 def run(stop: threading.Event, *, now: Callable[[], float] = time.monotonic, tick: float = 30) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.accounts.identity import CurrentUser
 from app.cases import attachments, oversight, services, similarity
 from app.cases.vocab import ASSIGNMENT_STATES, BOARDS, CASE_STATES, CATEGORIES, DECLINE_REASONS, QUALITY_FLAGS
+from app.escalation import services as escalation
 from app.permissions import Permission, requires
 from app.tenants import services as tenant_services
 from app.web import flash
@@ -217,6 +218,7 @@ class InboxController(Controller):
             co_input=services.co_unit_input(db, assignment),
             instructions=oversight.instructions_for_assignment(db, assignment),
             files=attachments.of_assignment(db, assignment),
+            escalations=escalation.of_assignment(db, assignment),
             sections=tenant_services.list_sections(db),
             handlers=tenant_services.unit_handlers(db),
             error=error,

@@ -63,6 +63,20 @@ def environment() -> Environment:
     return env
 
 
+def _unread(me: object) -> int:
+    """Unread notifications of the signed-in person in the current workspace (the header's badge)."""
+    from app.accounts.identity import CurrentUser
+    from app.db import session_factory
+    from app.escalation.services import unread_count
+    from app.tenants.scope import TenantContext, bind_tenant
+
+    if not isinstance(me, CurrentUser) or me.workspace_id is None:
+        return 0
+    with session_factory()() as db:
+        bind_tenant(db, TenantContext.for_workspace(me.workspace_id, me.user_id))
+        return unread_count(db, me.user_id)
+
+
 def _calendar_warning(me: object) -> str:
     """For calendar administrators: next year's holidays are not loaded yet."""
     from datetime import UTC, datetime
@@ -105,6 +119,7 @@ def render_html(request: Request[Any, Any, Any], template: str, **context: Any) 
         "csrf_input": Markup('<input type="hidden" name="_csrf_token" value="{}">').format(token),
         "htmx": is_htmx(request),
         "calendar_warning": _calendar_warning(me),
+        "unread": _unread(me),
         "static_version": "1",
     }
     base.update(context)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.cases.models import Assignment, Case, Counter
@@ -44,10 +45,8 @@ def _ids(value: Any) -> list[int]:
 # --- numbering ------------------------------------------------------------------------------------
 
 
-def next_number(step: Step, series: str) -> str:
+def number_in_series(db: Session, series: str, year: int) -> str:
     """The next number of a yearly series, e.g. 通留〔2026〕123号 (no gaps, no duplicates)."""
-    db = step.db
-    year = local_date(step.now).year
     row = db.scalar(select(Counter).where(Counter.series == series, Counter.year == year).with_for_update())
     if row is None:
         try:
@@ -61,6 +60,10 @@ def next_number(step: Step, series: str) -> str:
     assert row is not None
     row.value += 1
     return f"{series}〔{year}〕{row.value}号"
+
+
+def next_number(step: Step, series: str) -> str:
+    return number_in_series(step.db, series, local_date(step.now).year)
 
 
 # --- decline and dispatch (第五条, 第九条, 第十条) ---------------------------------------------------
