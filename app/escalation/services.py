@@ -105,7 +105,7 @@ def _issue(db: Session, assignment: Assignment, rung: str, today: date) -> bool:
     unit = db.get(Workspace, assignment.workspace_id)
     text = (
         f"【{title}】{escalation.number}：承办单{assignment.sheet_number}《{assignment.title}》"
-        f"{'将于' if rung == 'reminder' else '已于'} {assignment.due_date:%m月%d日} 到期，"
+        f"{'将于' if rung == 'reminder' else '已于'} {assignment.due_date.month}月{assignment.due_date.day}日到期，"
         f"请主要负责同志督促办理（{article}）。"
     )
     db.add(
