@@ -103,9 +103,10 @@ def _issue(db: Session, assignment: Assignment, rung: str, today: date) -> bool:
     except IntegrityError:
         return False  # another sweep issued it at the same moment
     unit = db.get(Workspace, assignment.workspace_id)
+    due = assignment.due_date
     text = (
         f"【{title}】{escalation.number}：承办单{assignment.sheet_number}《{assignment.title}》"
-        f"{'将于' if rung == 'reminder' else '已于'} {assignment.due_date.month}月{assignment.due_date.day}日到期，"
+        f"{'将于' if rung == 'reminder' else '已于'} {due.month}月{due.day}日到期，"
         f"请主要负责同志督促办理（{article}）。"
     )
     db.add(
