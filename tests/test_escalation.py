@@ -78,3 +78,22 @@ def test_a_simulated_fortnight_issues_each_rung_once_on_its_day(demo, make_clien
     other = make_client()
     sign_in(other, "naiman.principal")
     assert "明仁小区" not in other.get("/notifications").text
+
+
+def test_overdue_cases_show_as_overdue_to_the_centre_and_the_supervision_office(make_client) -> None:  # type: ignore[no-untyped-def]
+    from app.cases.models import Case
+
+    with system_session() as db:
+        case = db.scalar(select(Case).where(Case.source_id == "TL-2026-110301"))
+        assert case is not None and case.state == "assigned"
+        case.due_date = date(2026, 11, 2)  # test set-up: long past
+        case_id = case.id
+    clerk, supervisor = make_client(), make_client()
+    sign_in(clerk, "zx.clerk")
+    sign_in(supervisor, "dc.supervisor")
+    for client, url in ((clerk, "/cases"), (clerk, f"/cases/{case_id}"), (supervisor, "/oversight")):
+        page = client.get(url).text
+        assert "逾期" in page, url
+    with system_session() as db:
+        db.get(Case, case_id).due_date = date(2099, 1, 1)  # type: ignore[union-attr]
+    assert "逾期</strong>" not in clerk.get(f"/cases/{case_id}").text

@@ -38,6 +38,13 @@ def _provisional(day: object) -> str:
     return "（暂定）" if isinstance(day, date) and is_provisional(day) else ""
 
 
+def _overdue(case: object) -> bool:
+    """A case still with the units whose reply is past its due date (shown as 逾期 everywhere)."""
+    from app.workflows.deadlines import is_overdue
+
+    return getattr(case, "state", "") == "assigned" and is_overdue(getattr(case, "due_date", None))
+
+
 def _role_label(role: str) -> str:
     try:
         return Role(role).label
@@ -60,6 +67,7 @@ def environment() -> Environment:
     env.globals["Permission"] = Permission
     env.globals["settings"] = get_settings()
     env.filters["provisional"] = _provisional
+    env.filters["overdue"] = _overdue
     return env
 
 

@@ -35,6 +35,15 @@ def is_provisional(*dates: date | None) -> bool:
     return any(d is not None and not calendar.is_known(d) for d in dates)
 
 
+def is_overdue(due: date | None, today: date | None = None) -> bool:
+    """The reply is late: the due date has passed (in Tongliao's time)."""
+    from datetime import UTC
+
+    if due is None:
+        return False
+    return (today or local_date(datetime.now(UTC))) > due
+
+
 def working_days_left(today: date, due: date) -> int:
     return days.current().working_days_between(today, due)
 
