@@ -483,3 +483,12 @@ def test_triage_classifies_a_message_before_dispatch_only(people) -> None:  # ty
     dispatched = register_and_dispatch(clerk, "CLS-2")
     late = post(clerk, f"/cases/{dispatched.id}/classify", {"category": "other", "topic": "", "region": ""})
     assert late.status_code == 422 and "待交办" in late.text
+
+
+def test_a_step_without_the_version_seen_is_refused_and_changes_nothing(people) -> None:  # type: ignore[no-untyped-def]
+    clerk = people["zx.clerk"]
+    post(clerk, "/cases", {**MESSAGE, "source_id": "VER-1"})
+    case = _case("VER-1")
+    refused = post(clerk, f"/cases/{case.id}/act/dispatch", {"lead_unit_id": str(_ws("horqin"))})
+    assert refused.status_code == 422 and "请刷新页面" in refused.text
+    assert _case("VER-1").state == "received" and _assignments(case.id) == []

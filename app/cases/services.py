@@ -168,12 +168,15 @@ def register_from_feed(db: Session, workspace_id: int, msg: MessageInput) -> Cas
 def take_action(
     db: Session, actor: CurrentUser, obj: Case | Assignment, action: str, payload: dict[str, Any]
 ) -> str:
-    """Any workflow step from a form; the engine decides whether it is allowed."""
-    version = payload.pop("version", None)
+    """Any workflow step from a form; the engine decides whether it is allowed.
+
+    The form must carry the version the person saw: without it a second, concurrent action could
+    not be told apart from a first one (the optimistic check would be skipped).
+    """
     try:
-        expected = int(version) if version not in (None, "") else None
+        expected = int(payload.pop("version", ""))
     except (TypeError, ValueError):
-        expected = None
+        raise InvalidInput("页面信息不完整，请刷新页面后重新操作。") from None
     return engine.apply(db, actor, obj, action, expected_version=expected, **payload).label
 
 
