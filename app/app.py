@@ -18,7 +18,7 @@ from app.cases.api import MessageFeedController, feed_openapi
 from app.cases.attachment_controllers import AttachmentController
 from app.cases.controllers import CaseController, FlowChartController, InboxController, OversightController
 from app.cases.intake_controllers import IntakeController
-from app.escalation.controllers import NotificationController
+from app.escalation.controllers import EscalationPolicyController, NotificationController
 from app.permissions import PUBLIC, authorize, check_declarations
 from app.settings import Settings, get_settings
 from app.tenants.controllers import HomeController, StaffController, WorkspaceAdminController
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OversightController,
             AttachmentController,
             CalendarController,
+            EscalationPolicyController,
             NotificationController,
             MessageFeedController,
             feed_openapi,

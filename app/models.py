@@ -5,7 +5,8 @@ from app.audit.models import AuditEvent
 from app.calendar.models import CalendarDay, CalendarYear
 from app.cases.models import Assignment, Attachment, Case, Counter, Instruction, TimelineEntry
 from app.cases.tokens import ApiToken
-from app.escalation.models import Escalation, Notification
+from app.escalation.models import Escalation, EscalationPolicy, Notification
+from app.notify.models import OutboxMessage
 from app.tenants.models import Membership, Section, Workspace
 
 __all__ = [
@@ -18,9 +19,11 @@ __all__ = [
     "Case",
     "Counter",
     "Escalation",
+    "EscalationPolicy",
     "Instruction",
     "Membership",
     "Notification",
+    "OutboxMessage",
     "Section",
     "TimelineEntry",
     "User",

@@ -93,6 +93,8 @@ class Permission(enum.StrEnum):
     CASE_OVERSEE = "case:oversee"
     CASE_INSTRUCT = "case:instruct"
     CALENDAR_MANAGE = "calendar:manage"
+    ESCALATION_CONFIGURE = "escalation:configure"
+    CASE_TRANSFER = "case:transfer"
 
 
 ACCESS_KEY: Final = "access"

@@ -53,12 +53,19 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_cost: int = 65536
     # Outgoing mail.
-    smtp_host: str = "127.0.0.1"
+    smtp_host: str = ""  # empty: e-mails are written to the log (the embedded default has no mail server)
     smtp_port: int = 25
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = False
     mail_from: str = "minpan@localhost"
+    # Notifications beyond the in-app centre (app/notify): each goes through the outbox.
+    notify_email: bool = True  # mail people who have an e-mail address
+    sms_channel: str = "log"  # log (write to the log only) | webhook (an SMS gateway behind the webhook)
+    webhook_url: str = ""  # POST every notification here as signed JSON (empty: no webhook channel)
+    webhook_secret: str = ""  # HMAC-SHA256 key for the X-Minpan-Signature header
+    outbox_lease_seconds: int = 120  # a handed-out message not sent by then is handed out again
+    outbox_relay_seconds: int = 5  # how often the scheduler hands out due outbox messages
     # Public base URL used in mails and documents.
     public_url: str = "http://127.0.0.1:8000"
     timezone: str = "Asia/Shanghai"

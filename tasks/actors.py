@@ -28,3 +28,13 @@ def sweep_deadlines() -> None:
 
     result = sweep(local_date(datetime.now(UTC)))
     log.info("deadline sweep issued %s", result.issued)
+
+
+@dramatiq.actor(queue_name="notify", max_retries=3, min_backoff=10_000, max_backoff=60_000)
+def deliver(outbox_id: int) -> None:
+    """Send one outbox message (e-mail, SMS, webhook) unless it is sent already (idempotent: a
+    duplicate message waits for the first and then finds it sent). After these quick retries the
+    relay hands the message out again with a longer back-off."""
+    from app.notify.relay import deliver as deliver_one
+
+    deliver_one(outbox_id)

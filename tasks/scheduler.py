@@ -26,11 +26,38 @@ def schedule() -> list[Periodic]:
     return [Periodic(purge_sessions, 600), Periodic(sweep_deadlines, 900)]
 
 
-def run(stop: threading.Event, *, now: Callable[[], float] = time.monotonic, tick: float = 30) -> None:
-    """Send each periodic job on its interval until ``stop`` is set (first run at start-up)."""
+def relay_outbox() -> int:
+    """Hand the due outbox messages (e-mail, SMS, webhook) to the workers. Runs in the scheduler
+    itself rather than as a job, so notifications leave even when the workers are busy."""
+    from app.notify.relay import relay_all
+
+    try:
+        return relay_all()
+    except Exception:  # the database or the broker may be restarting; try again next round
+        log.exception("could not relay the outbox")
+        return 0
+
+
+def run(
+    stop: threading.Event,
+    *,
+    now: Callable[[], float] = time.monotonic,
+    tick: float = 30,
+    relay_every: float | None = None,
+) -> None:
+    """Send each periodic job on its interval until ``stop`` is set (first run at start-up), and
+    relay the outbox every ``relay_every`` seconds (MINPAN_OUTBOX_RELAY_SECONDS)."""
+    from app.settings import get_settings
+
     jobs = schedule()
     due = {job.actor.actor_name: now() for job in jobs}
+    if relay_every is None:
+        relay_every = get_settings().outbox_relay_seconds
+    relay_due = now()
     while not stop.is_set():
+        if now() >= relay_due:
+            relay_outbox()
+            relay_due = now() + relay_every
         for job in jobs:
             if now() >= due[job.actor.actor_name]:
                 try:
@@ -39,4 +66,4 @@ def run(stop: threading.Event, *, now: Callable[[], float] = time.monotonic, tic
                     log.exception("could not enqueue %s", job.actor.actor_name)
                     continue
                 due[job.actor.actor_name] = now() + job.every_seconds
-        stop.wait(min(max(min(due.values()) - now(), 0.5), tick))
+        stop.wait(min(max(min(*due.values(), relay_due) - now(), 0.5), tick))

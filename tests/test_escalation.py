@@ -42,36 +42,39 @@ def test_a_simulated_fortnight_issues_each_rung_once_on_its_day(demo, make_clien
         )
         invoice.state = "submitted"  # test set-up: this one was answered in time
         ids = (heating.id, road.id, invoice.id)
-    issued: dict[tuple[int, str], date] = {}
+    issued: dict[tuple[int, str, int], date] = {}
     day = date(2026, 11, 30)
     while day <= date(2026, 12, 13):
         for _ in range(2):  # the sweep running twice a day changes nothing the second time
             sweep(day)
         with system_session() as db:
             for e in db.scalars(select(Escalation)):
-                issued.setdefault((e.assignment_id, e.rung), e.issued_on)
+                issued.setdefault((e.assignment_id, e.rung, e.ordinal), e.issued_on)
         day += timedelta(days=1)
     h, r, _answered = ids
     assert issued == {
-        (h, "reminder"): date(2026, 12, 3),
-        (h, "urge"): date(2026, 12, 7),
-        (h, "supervise"): date(2026, 12, 9),
-        (r, "reminder"): date(2026, 12, 7),
-        (r, "urge"): date(2026, 12, 9),
-        (r, "supervise"): date(2026, 12, 11),
+        (h, "reminder", 1): date(2026, 12, 3),
+        (h, "urge", 1): date(2026, 12, 7),
+        (h, "urge", 2): date(2026, 12, 9),  # 催办 again after 2 more working days
+        (h, "supervise", 1): date(2026, 12, 9),
+        (r, "reminder", 1): date(2026, 12, 7),
+        (r, "urge", 1): date(2026, 12, 9),
+        (r, "urge", 2): date(2026, 12, 11),
+        (r, "supervise", 1): date(2026, 12, 11),
     }
     with system_session() as db:
-        assert len(db.scalars(select(Escalation)).all()) == 6  # once each
+        assert len(db.scalars(select(Escalation)).all()) == 8  # once each
         numbers = {e.number for e in db.scalars(select(Escalation))}
-        assert "提醒〔2026〕1号" in numbers and "督办〔2026〕2号" in numbers
+        assert numbers >= {"提醒〔2026〕1号", "提醒〔2026〕2号", "催办〔2026〕4号", "督办〔2026〕2号"}
+        assert "催办〔2026〕5号" not in numbers  # no gaps, no duplicates
         heating_notes = db.scalars(select(Notification).where(Notification.link == f"/inbox/{h}")).all()
-        assert len(heating_notes) == 3  # to the unit's principal, one per rung
+        assert len(heating_notes) == 4  # to the unit's principal, one per rung
     principal = make_client()
     sign_in(principal, "horqin.principal")
     page = principal.get(f"/inbox/{h}").text
-    assert "提醒单" in page and "催办单" in page and "督办单" in page
+    assert "提醒单" in page and "催办单" in page and "督办单" in page and "催办单（第2次）" in page
     bell = principal.get("/ws").text
-    assert 'aria-label="3 条未读"' in bell
+    assert 'aria-label="4 条未读"' in bell
     notes = principal.get("/notifications").text
     assert "【督办单】" in notes and "明仁小区供暖温度不达标" in notes
     # Another unit's principal sees none of it.
@@ -97,3 +100,246 @@ def test_overdue_cases_show_as_overdue_to_the_centre_and_the_supervision_office(
     with system_session() as db:
         db.get(Case, case_id).due_date = date(2099, 1, 1)  # type: ignore[union-attr]
     assert "逾期</strong>" not in clerk.get(f"/cases/{case_id}").text
+
+
+def _focus(due: date) -> tuple[int, int]:
+    """Test set-up: the heating case's lead assignment falls due on ``due``; the other open
+    assignments are moved out of the way. (assignment id, case id)"""
+    from app.cases.models import Case
+
+    with system_session() as db:
+        case = db.scalar(select(Case).where(Case.source_id == "TL-2026-110301"))
+        assert case is not None
+        for a in db.scalars(select(Assignment).where(Assignment.is_lead.is_(True))):
+            a.due_date = due if a.case_id == case.id else date(2027, 3, 1)
+            if a.case_id == case.id:
+                lead = a
+        return lead.id, case.id
+
+
+# --- thresholds set by the centre admin -------------------------------------------------------------
+
+
+def test_repeated_urges_and_the_two_urges_without_result_rule() -> None:
+    from app.escalation.services import Thresholds, plan
+
+    due = date(2026, 12, 4)  # Friday
+    t = Thresholds(urge_repeat_days=1, supervise_after_days=10, supervise_after_urges=2)
+    assert plan(date(2026, 12, 7), due, t) == [("urge", 1)]
+    # The next working day: a second 催办, and two 催办 without result call for 督办.
+    assert plan(date(2026, 12, 8), due, t, urges=1, urges_without_result=1) == [("urge", 2), ("supervise", 1)]
+    # A unit that answered after the first 催办 (then was sent back) has only one without result.
+    assert plan(date(2026, 12, 8), due, t, urges=1, urges_without_result=0) == [("urge", 2)]
+    # Never two 催办 in one sweep, even after the sweep could not run for days.
+    assert plan(date(2026, 12, 11), due, t, urges=1, urges_without_result=0) == [("urge", 2)]
+    # 0 = one 催办 per deadline.
+    once = Thresholds(urge_repeat_days=0, supervise_after_days=10, supervise_after_urges=5)
+    assert plan(date(2026, 12, 11), due, once, urges=1, urges_without_result=1) == []
+    # The reminder two working days before, when the centre wants it earlier.
+    early = Thresholds(reminder_days_before=2)
+    assert plan(date(2026, 12, 2), due, early) == [("reminder", 1)]
+    assert plan(date(2026, 12, 1), due, early) == []
+    assert plan(date(2026, 12, 2), due, Thresholds()) == []
+
+
+def test_urges_without_result_count_across_deadlines_until_the_unit_answers(demo) -> None:  # type: ignore[no-untyped-def]
+    from app.escalation.services import Thresholds, set_thresholds
+
+    with system_session() as db:
+        a, *others = db.scalars(
+            select(Assignment).where(Assignment.state == "pending", Assignment.is_lead.is_(True))
+        )
+        a.due_date = date(2026, 12, 4)
+        for other in others:
+            other.due_date = date(2027, 3, 1)  # test set-up: out of the way
+        set_thresholds(
+            db,
+            Thresholds(urge_repeat_days=0, supervise_after_days=10, supervise_after_urges=2),
+            actor_id=None,
+            workspace_id=None,  # type: ignore[arg-type]
+        )
+        a_id = a.id
+    assert sweep(date(2026, 12, 7)).issued["urge"] == 1
+    with system_session() as db:  # the centre sent the reply back with a new deadline; still no result
+        db.get(Assignment, a_id).due_date = date(2026, 12, 10)  # type: ignore[union-attr]
+    result = sweep(date(2026, 12, 11))
+    assert result.issued == {"reminder": 0, "urge": 1, "supervise": 1}
+    with system_session() as db:
+        rungs = sorted((e.rung, e.due_date.day) for e in db.scalars(select(Escalation)))
+    assert rungs == [("supervise", 10), ("urge", 4), ("urge", 10)]
+
+
+def _thresholds_form(**values: str) -> dict[str, str]:
+    return {
+        "reminder_days_before": "1",
+        "urge_after_days": "1",
+        "urge_repeat_days": "2",
+        "supervise_after_days": "3",
+        "supervise_after_urges": "2",
+    } | values
+
+
+def test_the_centre_admin_sets_the_thresholds_and_the_sweep_follows_them(make_client) -> None:  # type: ignore[no-untyped-def]
+    from app.audit.models import AuditEvent
+    from app.escalation.models import EscalationPolicy
+    from tests.helpers import post
+
+    admin = make_client()
+    sign_in(admin, "zx.admin")
+    page = admin.get("/admin/escalation")
+    assert page.status_code == 200 and "催督办规则" in page.text and "提醒单" in page.text
+    for bad, message in (
+        ({"urge_after_days": "abc"}, "催办：逾期第几个工作日：请填写 1 到 5 之间的整数。"),
+        ({"reminder_days_before": "0"}, "请填写 1 到 3 之间的整数"),
+        ({"supervise_after_days": "1", "urge_after_days": "2"}, "督办的逾期天数不能少于催办的逾期天数"),
+    ):
+        response = post(admin, "/admin/escalation", _thresholds_form(**bad))
+        assert response.status_code == 422 and message in response.text, bad
+    with system_session() as db:
+        assert db.get(EscalationPolicy, 1) is None or db.get(EscalationPolicy, 1).supervise_after_days == 3  # type: ignore[union-attr]
+    response = post(
+        admin, "/admin/escalation", _thresholds_form(supervise_after_days="5", urge_repeat_days="0")
+    )
+    assert response.status_code == 303
+    assert "以 " in admin.get("/admin/escalation").text
+    with system_session() as db:
+        row = db.get(EscalationPolicy, 1)
+        assert row is not None and (row.supervise_after_days, row.urge_repeat_days) == (5, 0)
+        assert db.scalar(select(AuditEvent).where(AuditEvent.action == "escalation.policy")) is not None
+    _focus(date(2026, 12, 4))
+    assert sweep(date(2026, 12, 9)).issued == {"reminder": 0, "urge": 1, "supervise": 0}  # 3 days: not yet
+    assert sweep(date(2026, 12, 11)).issued == {"reminder": 0, "urge": 0, "supervise": 1}  # 5 days
+    # Nobody else may change them: not the clerk, not a unit's admin, not the system admin.
+    for username in ("zx.clerk", "horqin.admin", "dc.supervisor", "sysadmin"):
+        other = make_client()
+        sign_in(other, username)
+        assert other.get("/admin/escalation").status_code == 403, username
+        assert post(other, "/admin/escalation", _thresholds_form()).status_code == 403, username
+
+
+# --- 移交函: the supervision office's decision (第二十条) ----------------------------------------------
+
+
+def test_the_supervisor_transfers_an_urged_case_with_a_written_reason(make_client) -> None:  # type: ignore[no-untyped-def]
+    from app.cases.models import TimelineEntry
+    from tests.helpers import post
+
+    lead_id, case_id = _focus(date(2026, 12, 4))
+    supervisor = make_client()
+    sign_in(supervisor, "dc.supervisor")
+    # Not before 催办 or 督办 has been tried.
+    assert "发出移交函" not in supervisor.get(f"/oversight/{case_id}").text
+    refused = post(
+        supervisor,
+        f"/oversight/{case_id}/transfer",
+        {"assignment_id": str(lead_id), "reason": "久催不办，群众反映强烈，造成不良影响。"},
+    )
+    assert refused.status_code == 422 and "只能移交已经催办或督办" in refused.text
+    sweep(date(2026, 12, 9))  # 催办 and 督办
+    page = supervisor.get(f"/oversight/{case_id}").text
+    assert "发出移交函" in page and "督办〔2026〕1号" in page
+    short = post(
+        supervisor, f"/oversight/{case_id}/transfer", {"assignment_id": str(lead_id), "reason": "不办"}
+    )
+    assert short.status_code == 422 and "请写明移交理由" in short.text
+    done = post(
+        supervisor,
+        f"/oversight/{case_id}/transfer",
+        {
+            "assignment_id": str(lead_id),
+            "reason": "三次催办、一次督办均无结果，供暖问题持续两周，群众反映强烈。",
+        },
+    )
+    assert done.status_code == 303
+    with system_session() as db:
+        letter = db.scalar(select(Escalation).where(Escalation.rung == "transfer"))
+        assert (
+            letter is not None and letter.number == "移交〔2026〕1号" and letter.addressee == "通辽市纪委监委"
+        )
+        assert "供暖问题持续两周" in letter.reason
+        entry = db.scalar(select(TimelineEntry).where(TimelineEntry.action == "transfer"))
+        assert entry is not None and entry.assignment_id == lead_id
+        notified = {
+            n.user_id for n in db.scalars(select(Notification).where(Notification.text.like("【移交函】%")))
+        }
+        from app.accounts.models import User
+
+        names = {db.get(User, u).username for u in notified}  # type: ignore[union-attr]
+        assert {"horqin.principal", "dc.supervisor"} <= names
+    again = post(
+        supervisor,
+        f"/oversight/{case_id}/transfer",
+        {"assignment_id": str(lead_id), "reason": "再次移交，理由同上，请纪检监察机关处理。"},
+    )
+    assert again.status_code == 422  # transferred once per deadline
+    principal = make_client()
+    sign_in(principal, "horqin.principal")
+    assert "移交函" in principal.get(f"/inbox/{lead_id}").text
+    # A city leader oversees but does not decide 移交; units and the centre cannot either.
+    for username in ("city.leader", "zx.clerk", "horqin.principal"):
+        other = make_client()
+        sign_in(other, username)
+        assert post(
+            other, f"/oversight/{case_id}/transfer", {"assignment_id": str(lead_id), "reason": "x" * 20}
+        ).status_code in (403, 404), username
+
+
+# --- the centre's own deadline: publish the day the reply arrives (第十二条) -------------------------
+
+
+def test_a_reply_not_published_on_its_day_is_flagged_to_the_centre_once(make_client) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from app.cases.models import Case
+
+    with system_session() as db:
+        case = db.scalar(select(Case).where(Case.state == "assigned"))
+        assert case is not None
+        case.state = "under_review"  # test set-up: the reply arrived on Friday 4 December
+        case.reply_submitted_at = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
+        case_id = case.id
+    assert sweep(date(2026, 12, 4)).publication_overdue == 0
+    assert sweep(date(2026, 12, 7)).publication_overdue == 1
+    assert sweep(date(2026, 12, 7)).publication_overdue == 0  # once
+    with system_session() as db:
+        notes = db.scalars(select(Notification).where(Notification.link == f"/cases/{case_id}")).all()
+        assert len(notes) == 1 and "第十二条" in notes[0].text
+    reviewer = make_client()
+    sign_in(reviewer, "zx.reviewer")
+    assert "发布逾期" in reviewer.get("/notifications").text
+    assert "发布逾期" in reviewer.get(f"/cases/{case_id}").text
+    # A reply that arrives on a Saturday is due on Monday.
+    from app.workflows.deadlines import publication_due
+
+    assert publication_due(datetime(2026, 12, 5, 3, 0, tzinfo=UTC)) == date(2026, 12, 7)
+    # Shanghai time decides the day: 23:30 on the 4th UTC is the 5th in Tongliao.
+    assert publication_due(datetime(2026, 12, 4, 17, 30, tzinfo=UTC)) == date(2026, 12, 7)
+
+
+def test_two_sweeps_at_the_same_moment_issue_each_rung_once(demo) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    with system_session() as db:
+        for a in db.scalars(
+            select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending")
+        ):
+            a.due_date = date(2026, 12, 4)
+    barrier = threading.Barrier(4)
+    results = []
+
+    def run() -> None:
+        barrier.wait()
+        results.append(sweep(date(2026, 12, 9)))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 4
+    assert sorted(r.total for r in results)[:3] == [0, 0, 0]  # one sweep did the work, the others none
+    with system_session() as db:
+        keys = db.scalars(select(Escalation.key)).all()
+        numbers = db.scalars(select(Escalation.number)).all()
+    assert len(keys) == len(set(keys)) == sum(r.total for r in results) > 0
+    assert len(numbers) == len(set(numbers))

@@ -22,14 +22,15 @@ CV, CR, CA = Permission.CASE_VIEW, Permission.CASE_REGISTER, Permission.CASE_ACT
 GV, GA = Permission.ASSIGNMENT_VIEW, Permission.ASSIGNMENT_ACT
 CO, CI = Permission.CASE_OVERSEE, Permission.CASE_INSTRUCT
 CM = Permission.CALENDAR_MANAGE
+EC, CT = Permission.ESCALATION_CONFIGURE, Permission.CASE_TRANSFER
 
 # (role, kind) -> the permissions it has; every other combination is denied.
 EXPECTED: dict[tuple[Role, str], set[Permission]] = {
     (Role.CENTRE_CLERK, "centre"): {V, CV, CR, CA},
     (Role.CENTRE_REVIEWER, "centre"): {V, CV, CA},
-    (Role.CENTRE_ADMIN, "centre"): {V, SV, SM, AV, CV},
+    (Role.CENTRE_ADMIN, "centre"): {V, SV, SM, AV, CV, EC},
     (Role.SYSTEM_ADMIN, "centre"): {V, WM, AV, AA, CM},
-    (Role.SUPERVISOR, "supervisor"): {V, CO},
+    (Role.SUPERVISOR, "supervisor"): {V, CO, CT},
     (Role.CITY_LEADER, "supervisor"): {V, CO, CI},
     (Role.UNIT_ADMIN, "supervisor"): {V, SV, SM, AV},
     **{(Role.HANDLER, k): {V, GV, GA} for k in UNIT_KINDS},

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromQuery
+from litestar.params import FromQuery
 
 from app.accounts import services
 from app.accounts.identity import CurrentUser
@@ -17,10 +16,9 @@ from app.errors import InvalidInput
 from app.permissions import PUBLIC, SIGNED_IN
 from app.settings import get_settings
 from app.web import flash
+from app.web.deps import Form
 from app.web.identity import SESSION_COOKIE, client_ip
 from app.web.render import page
-
-Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
 def safe_next(target: str | None) -> str:

@@ -19,6 +19,8 @@ class User(Base):
     # Office phone and e-mail: the handler's contact data published with a reply (第十二条).
     office_phone: Mapped[str] = mapped_column(String(40), default="")
     email: Mapped[str] = mapped_column(String(200), default="")
+    # Mobile number for SMS notifications (app/notify); empty = none.
+    mobile: Mapped[str] = mapped_column(String(20), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     must_change_password: Mapped[bool] = mapped_column(default=False)

@@ -279,6 +279,7 @@ class OversightController(Controller):
     ) -> Response[Any]:
         case = oversight.any_case(db, case_id)
         me: CurrentUser = request.scope["user"]
+        ladder, transferable = oversight.ladder_of(db, case_id)
         return page(
             request,
             "oversight/detail.html",
@@ -287,6 +288,9 @@ class OversightController(Controller):
             timeline=oversight.oversight_timeline(db, case),
             instructions=oversight.instructions_on(db, case.id),
             can_instruct=me.can(Permission.CASE_INSTRUCT) and case.state != "archived",
+            ladder=ladder,
+            transferable=transferable if me.can(Permission.CASE_TRANSFER) else [],
+            rung_titles=escalation.RUNG_TITLES,
             error=error,
             **VOCAB,
         )
@@ -310,3 +314,23 @@ class OversightController(Controller):
         if error:
             return self._detail(request, db, case_id, error=error, status_code=error.status_code)
         return _redirect(f"/oversight/{case_id}", "批示已送达运维中心和承办单位。")
+
+    @post("/{case_id:int}/transfer", opt=requires(Permission.CASE_TRANSFER), sync_to_thread=True)
+    def transfer(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        case_id: FromPath[int],
+        data: Form,
+    ) -> Response[Any]:
+        raw = str(data.get("assignment_id", ""))
+        number, error = attempt(
+            db,
+            lambda: oversight.transfer(
+                db, me, case_id, int(raw) if raw.isdigit() else 0, str(data.get("reason", ""))
+            ),
+        )
+        if error:
+            return self._detail(request, db, case_id, error=error, status_code=error.status_code)
+        return _redirect(f"/oversight/{case_id}", f"已发出移交函 {number}，抄送市政府督查室。")

@@ -68,6 +68,8 @@ class Case(WorkspaceOwned, Base):
     reply_submitted_at: Mapped[datetime | None]
     quality_flag: Mapped[str] = mapped_column(String(30), default="")
     published_at: Mapped[datetime | None]
+    # The publication day (第十二条) already reported to the centre as missed, so it is reported once.
+    publication_flagged_for: Mapped[date | None]
     archived_at: Mapped[datetime | None]
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012  (the second, database-level version check)

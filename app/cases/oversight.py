@@ -7,6 +7,8 @@ cross workspaces by role — only routes behind Permission.CASE_OVERSEE call the
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -110,3 +112,46 @@ def oversight_timeline(db: Session, case: Case) -> list[TimelineEntry]:
                 .order_by(TimelineEntry.at, TimelineEntry.id)
             )
         )
+
+
+def ladder_of(db: Session, case_id: int) -> tuple[list[Any], list[Assignment]]:
+    """The case's 三单一函 so far, and the lead assignments a supervisor may transfer (第二十条:
+    only after 催办 or 督办 has been tried)."""
+    from app.escalation.models import Escalation
+
+    with cross_workspace(db):
+        rungs = list(
+            db.scalars(select(Escalation).where(Escalation.case_id == case_id).order_by(Escalation.issued_at))
+        )
+        tried = {e.assignment_id for e in rungs if e.rung in ("urge", "supervise")}
+        done = {(e.assignment_id, e.due_date) for e in rungs if e.rung == "transfer"}
+        leads = [
+            a
+            for a in db.scalars(
+                select(Assignment).where(Assignment.case_id == case_id, Assignment.is_lead.is_(True))
+            )
+            if a.id in tried and (a.id, a.due_date) not in done
+        ]
+    return rungs, leads
+
+
+def transfer(db: Session, actor: CurrentUser, case_id: int, assignment_id: int, reason: str) -> str:
+    """移交函 to 纪检监察, copied to 督查室: the supervisor's decision with its written reason."""
+    from app.escalation import services as escalation
+    from app.workflows.deadlines import local_date
+
+    any_case(db, case_id)
+    _, allowed = ladder_of(db, case_id)
+    if assignment_id not in {a.id for a in allowed}:
+        message = "只能移交已经催办或督办、尚未移交的牵头承办单位（第二十条）。"
+        raise InvalidInput(message, field="assignment_id")
+    with cross_workspace(db):
+        letter = escalation.transfer(
+            db,
+            case_id=case_id,
+            assignment_id=assignment_id,
+            reason=reason,
+            actor_id=actor.user_id,
+            today=local_date(utcnow()),
+        )
+        return letter.number

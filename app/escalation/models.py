@@ -4,30 +4,61 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, String, Text
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 from app.tenants.models import WorkspaceOwned
 
 
-class Escalation(WorkspaceOwned, Base):
-    """One rung of 三单一函 issued to a unit on an assignment: 提醒单, 催办单, 督办单.
+class EscalationPolicy(Base):
+    """The centre's thresholds for the 三单一函 ladder (第十三条, 第十九条); one row, id 1.
 
-    ``key`` makes each rung of each deadline happen exactly once, however often the sweep runs.
+    The sweep locks this row for its whole transaction, so two sweeps never run at the same time
+    (a row lock on PostgreSQL, the write lock on SQLite).
+    """
+
+    __tablename__ = "escalation_policy"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # 提醒: this many working days before the due date (第十三条: the day before).
+    reminder_days_before: Mapped[int] = mapped_column(Integer, default=1)
+    # 催办: on the n-th overdue working day, then again every ``urge_repeat_days`` while nothing
+    # comes (0 = once per deadline).
+    urge_after_days: Mapped[int] = mapped_column(Integer, default=1)
+    urge_repeat_days: Mapped[int] = mapped_column(Integer, default=2)
+    # 督办: after this many overdue working days, or after this many 催办 without result.
+    supervise_after_days: Mapped[int] = mapped_column(Integer, default=3)
+    supervise_after_urges: Mapped[int] = mapped_column(Integer, default=2)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    last_sweep_at: Mapped[datetime | None]
+
+
+class Escalation(WorkspaceOwned, Base):
+    """One rung of 三单一函 issued to a unit on an assignment: 提醒单, 催办单, 督办单, 移交函.
+
+    ``key`` makes each rung of each deadline happen exactly once, however often the sweep runs
+    (a repeated 催办 carries its ordinal in the key).
     """
 
     __tablename__ = "escalations"
+    __table_args__ = (Index("ix_escalations_assignment_rung_due", "assignment_id", "rung", "due_date"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(80), unique=True)
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), index=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    rung: Mapped[str] = mapped_column(String(20))  # reminder | urge | supervise
+    rung: Mapped[str] = mapped_column(String(20))  # reminder | urge | supervise | transfer
+    ordinal: Mapped[int] = mapped_column(Integer, default=1)  # the n-th 催办 of this deadline
     number: Mapped[str] = mapped_column(String(40))
     due_date: Mapped[date] = mapped_column(Date)
     issued_on: Mapped[date] = mapped_column(Date)
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # 移交函 (第二十条): the supervisor's decision, its written reason and the addressee.
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    addressee: Mapped[str] = mapped_column(String(120), default="")
 
 
 class Notification(WorkspaceOwned, Base):

@@ -1,28 +1,42 @@
-"""The deadline sweep: 提醒单 → 催办单 → 督办单 on exactly the right working days, once each.
+"""The deadline sweep: 提醒单 → 催办单 → 督办单 on exactly the right working days, once each; and
+the 移交函 a supervisor decides (第十三条, 第十九条, 第二十条).
 
-Default thresholds (第十三条, 第十九条): 提醒 on the working day before the due date if the reply is
-not yet submitted; 催办 on the first overdue working day; 督办 after 3 overdue working days. 移交
-(第二十条) is a supervisor's decision, never automatic. Each rung is recorded once per deadline
-(a unique key), on the unit's timeline, and notifies the unit's principal (主要负责同志, 第十三条).
+Thresholds are the centre's (``EscalationPolicy``), by default: 提醒 on the working day before the
+due date if the reply is not yet submitted; 催办 on the first overdue working day and again every
+2 working days while nothing comes; 督办 after 3 overdue working days or after two 催办 without
+result. 移交 is never automatic. Each rung is recorded once (a unique key), on the unit's timeline,
+and notifies the unit's principal (主要负责同志, 第十三条) in the app and through the outbox.
+
+The sweep is set-based so it stays fast with a million open assignments: one query selects the
+rows that may need a rung (with their counts of rungs already issued), the rungs are planned in
+Python from the calendar, and everything they imply is inserted in bulk in the same transaction.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Table, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.audit.services import record
+from app.audit.models import AuditEvent
 from app.calendar import days
-from app.cases.models import Assignment, TimelineEntry
+from app.cases.models import Assignment, Case, TimelineEntry
 from app.db import system_session, utcnow
-from app.escalation.models import Escalation, Notification
+from app.errors import Conflict, InvalidInput
+from app.escalation.models import Escalation, EscalationPolicy, Notification
+from app.notify.services import Notice, notify_many
 from app.permissions import Role
-from app.tenants.models import Membership, Workspace
-from app.workflows.effects import number_in_series
+from app.settings import get_settings
+from app.tenants.models import Membership, Workspace, WorkspaceKind
+from app.workflows.deadlines import publication_due
+from app.workflows.effects import allocate_numbers
 
 # The reply is still owed while the assignment is in one of these states.
 OWED_STATES = (
@@ -34,118 +48,543 @@ OWED_STATES = (
     "extension_pending",
     "explanation_requested",
 )
-URGE_AFTER = 1  # overdue working days
-SUPERVISE_AFTER = 3
 
 RUNGS = {
     "reminder": ("提醒单", "提醒", "第十三条"),
     "urge": ("催办单", "催办", "第十九条"),
     "supervise": ("督办单", "督办", "第十九条"),
+    "transfer": ("移交函", "移交", "第二十条"),
 }
+RUNG_TITLES = {rung: title for rung, (title, _, _) in RUNGS.items()}
+TRANSFER_ADDRESSEE = "通辽市纪委监委"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    reminder_days_before: int = 1
+    urge_after_days: int = 1
+    urge_repeat_days: int = 2
+    supervise_after_days: int = 3
+    supervise_after_urges: int = 2
+
+    # (field, Chinese label, lowest, highest) — the bounds the centre admin may set.
+    FIELDS = (
+        ("reminder_days_before", "提醒：到期前第几个工作日", 1, 3),
+        ("urge_after_days", "催办：逾期第几个工作日", 1, 5),
+        ("urge_repeat_days", "再次催办：每隔几个工作日（0 为不重复）", 0, 10),
+        ("supervise_after_days", "督办：逾期满几个工作日", 1, 20),
+        ("supervise_after_urges", "督办：催办几次仍无结果", 1, 10),
+    )
+
+    @classmethod
+    def of(cls, policy: EscalationPolicy | None) -> Thresholds:
+        if policy is None:
+            return cls()
+        return cls(**{name: getattr(policy, name) for name, *_ in cls.FIELDS})
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Thresholds:
+        """Thresholds from a form; ``Invalid`` with every problem in Chinese."""
+        values: dict[str, int] = {}
+        problems: list[str] = []
+        for name, label, low, high in cls.FIELDS:
+            raw = str(data.get(name, "")).strip()
+            if not raw.isdigit() or not low <= int(raw) <= high:
+                problems.append(f"{label}：请填写 {low} 到 {high} 之间的整数。")
+            else:
+                values[name] = int(raw)
+        if not problems and values["supervise_after_days"] < values["urge_after_days"]:
+            problems.append("督办的逾期天数不能少于催办的逾期天数。")
+        if problems:
+            raise InvalidInput(" ".join(problems))
+        return cls(**values)
 
 
 @dataclass
 class SweepResult:
-    issued: dict[str, int] = field(default_factory=lambda: {rung: 0 for rung in RUNGS})
+    issued: dict[str, int] = field(default_factory=lambda: {rung: 0 for rung in RUNGS if rung != "transfer"})
+    publication_overdue: int = 0
 
     @property
     def total(self) -> int:
         return sum(self.issued.values())
 
 
-def rungs_due(today: date, due: date) -> list[str]:
-    """Which rungs a reply due on ``due`` has reached on ``today``."""
+def reminder_day(due: date, before: int = 1) -> date:
     calendar = days.current()
-    if today > due:
-        overdue = -calendar.working_days_between(today, due)
-        return [r for r, n in (("urge", URGE_AFTER), ("supervise", SUPERVISE_AFTER)) if overdue >= n]
-    return ["reminder"] if today >= calendar.previous_working_day(due) else []
+    day = due
+    for _ in range(before):
+        day = calendar.previous_working_day(day)
+    return day
+
+
+def overdue_days(today: date, due: date) -> int:
+    """Working days past the due date (0 until it has passed)."""
+    return max(0, -days.current().working_days_between(today, due)) if today > due else 0
+
+
+def plan(
+    today: date,
+    due: date,
+    t: Thresholds,
+    *,
+    reminders: int = 0,
+    urges: int = 0,
+    urges_without_result: int = 0,
+    overdue: int | None = None,
+) -> list[tuple[str, int]]:
+    """The (rung, ordinal) to issue today for a reply due on ``due`` that is still owed and has not
+    been supervised for this deadline; at most one 催办 per sweep."""
+    if today <= due:
+        return (
+            [("reminder", 1)] if reminders == 0 and today >= reminder_day(due, t.reminder_days_before) else []
+        )
+    overdue = overdue_days(today, due) if overdue is None else overdue
+    steps: list[tuple[str, int]] = []
+    if overdue >= t.urge_after_days:
+        wanted = 1 + ((overdue - t.urge_after_days) // t.urge_repeat_days if t.urge_repeat_days else 0)
+        if wanted > urges:
+            steps.append(("urge", urges + 1))
+    fresh = len(steps)
+    if overdue >= t.supervise_after_days or urges_without_result + fresh >= t.supervise_after_urges:
+        steps.append(("supervise", 1))
+    return steps
+
+
+def rungs_due(today: date, due: date, t: Thresholds | None = None) -> list[str]:
+    """Which rungs a reply due on ``due`` has reached on ``today`` (nothing issued before)."""
+    t = t or Thresholds()
+    if today <= due:
+        return [r for r, _ in plan(today, due, t)]
+    overdue = overdue_days(today, due)
+    reached = ["urge"] if overdue >= t.urge_after_days else []
+    return reached + (["supervise"] if overdue >= t.supervise_after_days else [])
+
+
+def simulate(due: date, t: Thresholds, *, days_after: int = 20) -> list[tuple[date, str, int]]:
+    """(day, rung, ordinal) a reply due on ``due`` that never comes would receive, sweeping daily."""
+    issued: list[tuple[date, str, int]] = []
+    day = due - timedelta(days=10)
+    while day <= due + timedelta(days=days_after):
+        if days.current().is_working_day(day):
+            rungs = [r for _, r, _ in issued]
+            for rung, ordinal in plan(
+                day,
+                due,
+                t,
+                reminders=rungs.count("reminder"),
+                urges=rungs.count("urge"),
+                urges_without_result=rungs.count("urge"),
+            ):
+                issued.append((day, rung, ordinal))
+            if "supervise" in (r for _, r, _ in issued):
+                break
+        day += timedelta(days=1)
+    return issued
+
+
+def example(t: Thresholds, due: date | None = None) -> str:
+    """以 12月4日到期为例：12月3日 提醒单；12月7日 催办单；12月9日 催办单（第2次）、督办单"""
+    from app.workflows.deadlines import add_working_days, local_date
+
+    due = due or add_working_days(local_date(utcnow()), 5)
+    by_day: dict[date, list[str]] = defaultdict(list)
+    for day, rung, ordinal in simulate(due, t):
+        by_day[day].append(RUNGS[rung][0] + (f"（第{ordinal}次）" if ordinal > 1 else ""))
+    steps = "；".join(f"{d.month}月{d.day}日 {'、'.join(names)}" for d, names in by_day.items())
+    return f"以 {due.month}月{due.day}日到期、始终未答复为例：{steps}。"
+
+
+# --- the policy row: thresholds and the sweep's mutex ----------------------------------------------
+
+
+def policy(db: Session) -> EscalationPolicy:
+    row = db.get(EscalationPolicy, 1)
+    if row is None:
+        row = EscalationPolicy(id=1, **Thresholds().__dict__)
+        db.add(row)
+        db.flush()
+    return row
+
+
+def thresholds(db: Session) -> Thresholds:
+    return Thresholds.of(db.get(EscalationPolicy, 1))
+
+
+def set_thresholds(db: Session, t: Thresholds, *, actor_id: int, workspace_id: int | None) -> None:
+    row = policy(db)
+    before = Thresholds.of(row)
+    for name, *_ in Thresholds.FIELDS:
+        setattr(row, name, getattr(t, name))
+    row.updated_at = utcnow()
+    row.updated_by_id = actor_id
+    from app.audit.services import record
+
+    record(
+        db,
+        "escalation.policy",
+        actor_id=actor_id,
+        workspace_id=workspace_id,
+        target="escalation_policy",
+        before=before.__dict__,
+        after=t.__dict__,
+    )
+
+
+def _lock(db: Session) -> Thresholds:
+    """Take the sweep's lock (a write on the policy row, the transaction's first statement, so that
+    SQLite takes its write lock before reading anything) and read the thresholds under it."""
+    touch = update(EscalationPolicy).where(EscalationPolicy.id == 1).values(last_sweep_at=utcnow())
+    if db.execute(touch).rowcount == 0:  # type: ignore[attr-defined]
+        try:
+            with db.begin_nested():
+                db.add(EscalationPolicy(id=1, **Thresholds().__dict__))
+        except IntegrityError:
+            pass  # another sweep created it a moment ago
+        db.execute(touch)
+    return Thresholds.of(db.get(EscalationPolicy, 1))
+
+
+# --- the sweep --------------------------------------------------------------------------------------
+
+
+def _count(rung: str, *extra: ColumnElement[bool]) -> Any:
+    return (
+        select(func.count())
+        .select_from(Escalation)
+        .where(Escalation.assignment_id == Assignment.id, Escalation.rung == rung, *extra)
+        .scalar_subquery()
+    )
+
+
+def due_rows_query(today: date, t: Thresholds) -> Any:
+    """Owed lead assignments that may need a rung today: due by the end of the reminder window and
+    not yet supervised for their current deadline (with the counts the plan needs)."""
+    horizon = today
+    while reminder_day(horizon + timedelta(days=1), t.reminder_days_before) <= today:
+        horizon += timedelta(days=1)
+    same_deadline = Escalation.due_date == Assignment.due_date
+    return select(
+        Assignment.id,
+        Assignment.workspace_id,
+        Assignment.case_id,
+        Assignment.due_date,
+        Assignment.sheet_number,
+        Assignment.title,
+        _count("reminder", same_deadline).label("reminders"),
+        _count("urge", same_deadline).label("urges"),
+        _count(
+            "urge", or_(Assignment.signed_at.is_(None), Escalation.issued_at > Assignment.signed_at)
+        ).label("urges_without_result"),
+    ).where(
+        Assignment.state.in_(OWED_STATES),
+        Assignment.is_lead.is_(True),
+        Assignment.due_date <= horizon,
+        ~exists().where(
+            Escalation.assignment_id == Assignment.id, Escalation.rung == "supervise", same_deadline
+        ),
+    )
 
 
 def sweep(today: date) -> SweepResult:
-    """Issue every rung due on ``today``. Safe to run any number of times, concurrently too."""
+    """Issue every rung due on ``today``. Safe to run any number of times, concurrently too: the
+    policy row is locked for the whole transaction and every rung has a unique key."""
     result = SweepResult()
     with system_session() as db:
-        horizon = today + timedelta(days=15)  # the reminder day is at most this far before a due date
-        rows = db.scalars(
-            select(Assignment).where(
-                Assignment.state.in_(OWED_STATES),
-                Assignment.is_lead.is_(True),
-                Assignment.due_date <= horizon,
-            )
-        )
-        for assignment in list(rows):
-            for rung in rungs_due(today, assignment.due_date):
-                if _issue(db, assignment, rung, today):
-                    result.issued[rung] += 1
+        t = _lock(db)
+        overdue: dict[date, int] = {}
+        planned: list[tuple[Any, str, int]] = []
+        for row in db.execute(due_rows_query(today, t)):
+            if row.due_date not in overdue:
+                overdue[row.due_date] = overdue_days(today, row.due_date)
+            for rung, ordinal in plan(
+                today,
+                row.due_date,
+                t,
+                reminders=row.reminders,
+                urges=row.urges,
+                urges_without_result=row.urges_without_result,
+                overdue=overdue[row.due_date],
+            ):
+                planned.append((row, rung, ordinal))
+                result.issued[rung] += 1
+        issue_many(db, planned, today)
+        result.publication_overdue = _publication_overdue(db, today)
     return result
 
 
-def _issue(db: Session, assignment: Assignment, rung: str, today: date) -> bool:
-    key = f"{assignment.id}:{rung}:{assignment.due_date.isoformat()}"
-    if db.scalar(select(Escalation.id).where(Escalation.key == key)) is not None:
-        return False
-    title, series, article = RUNGS[rung]
-    try:
-        with db.begin_nested():
-            escalation = Escalation(
-                workspace_id=assignment.workspace_id,
-                key=key,
-                assignment_id=assignment.id,
-                case_id=assignment.case_id,
-                rung=rung,
-                due_date=assignment.due_date,
-                issued_on=today,
-                number=number_in_series(db, series, today.year),
-            )
-            db.add(escalation)
-            db.flush()
-    except IntegrityError:
-        return False  # another sweep issued it at the same moment
-    unit = db.get(Workspace, assignment.workspace_id)
-    due = assignment.due_date
-    text = (
-        f"【{title}】{escalation.number}：承办单{assignment.sheet_number}《{assignment.title}》"
-        f"{'将于' if rung == 'reminder' else '已于'} {due.month}月{due.day}日到期，"
+def _key(assignment_id: int, rung: str, due: date, ordinal: int = 1) -> str:
+    base = f"{assignment_id}:{rung}:{due.isoformat()}"
+    return base if ordinal == 1 else f"{base}:{ordinal}"
+
+
+def _text(rung: str, number: str, sheet_number: str, title: str, due: date, ordinal: int = 1) -> str:
+    name, _, article = RUNGS[rung]
+    nth = f"（第{ordinal}次催办）" if rung == "urge" and ordinal > 1 else ""
+    when = "将于" if rung == "reminder" else "已于"
+    return (
+        f"【{name}】{number}{nth}：承办单{sheet_number}《{title}》{when} {due.month}月{due.day}日到期，"
         f"请主要负责同志督促办理（{article}）。"
+    )
+
+
+def _people(db: Session, workspace_ids: Iterable[int], roles: Sequence[str]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = defaultdict(list)
+    ids = set(workspace_ids)
+    if not ids:
+        return found
+    for workspace_id, user_id in db.execute(
+        select(Membership.workspace_id, Membership.user_id).where(
+            Membership.workspace_id.in_(ids), Membership.role.in_(roles)
+        )
+    ):
+        if user_id not in found[workspace_id]:
+            found[workspace_id].append(user_id)
+    return found
+
+
+def issue_many(db: Session, planned: Sequence[tuple[Any, str, int]], today: date) -> None:
+    """Record the planned rungs in bulk: escalation rows with their numbers, timeline entries,
+    notifications to the units' principals (and the outbox), audit events."""
+    if not planned:
+        return
+    now = utcnow()
+    numbers: dict[str, list[str]] = {}
+    for rung in RUNGS:
+        count = sum(1 for _, r, _ in planned if r == rung)
+        if count:
+            numbers[rung] = allocate_numbers(db, RUNGS[rung][1], today.year, count)
+    names = dict(
+        db.execute(
+            select(Workspace.id, Workspace.short_name).where(
+                Workspace.id.in_({row.workspace_id for row, *_ in planned})
+            )
+        ).all()
+    )
+    principals = _people(db, names, (Role.PRINCIPAL.value,))
+    escalations: list[dict[str, Any]] = []
+    timeline: list[dict[str, Any]] = []
+    audit: list[dict[str, Any]] = []
+    notices: list[Notice] = []
+    taken = {rung: 0 for rung in numbers}
+    for row, rung, ordinal in planned:
+        number = numbers[rung][taken[rung]]
+        taken[rung] += 1
+        key = _key(row.id, rung, row.due_date, ordinal)
+        text = _text(rung, number, row.sheet_number, row.title, row.due_date, ordinal)
+        escalations.append(
+            {
+                "workspace_id": row.workspace_id,
+                "key": key,
+                "assignment_id": row.id,
+                "case_id": row.case_id,
+                "rung": rung,
+                "ordinal": ordinal,
+                "number": number,
+                "due_date": row.due_date,
+                "issued_on": today,
+                "issued_at": now,
+            }
+        )
+        timeline.append(
+            {
+                "workspace_id": row.workspace_id,
+                "case_id": row.case_id,
+                "assignment_id": row.id,
+                "at": now,
+                "actor_name": "系统",
+                "workspace_name": names.get(row.workspace_id, ""),
+                "action": rung,
+                "comment": text,
+            }
+        )
+        audit.append(
+            {
+                "at": now,
+                "actor_id": None,
+                "workspace_id": row.workspace_id,
+                "action": f"escalation.{rung}",
+                "target": f"assignment:{row.id}",
+                "detail": {"number": number},
+                "ip": "",
+            }
+        )
+        notices.extend(
+            Notice(
+                workspace_id=row.workspace_id,
+                user_id=user_id,
+                key=f"{key}:{user_id}",
+                subject=f"【{RUNGS[rung][0]}】{number}",
+                text=text,
+                link=f"/inbox/{row.id}",
+            )
+            for user_id in principals.get(row.workspace_id, ())
+        )
+    db.execute(insert(Escalation), escalations)
+    db.execute(insert(TimelineEntry), timeline)
+    db.execute(insert(AuditEvent), audit)
+    notify_many(db, notices)
+
+
+# --- the centre's own deadline: publish on the day the reply is accepted (第十二条) --------------------
+
+
+def _publication_overdue(db: Session, today: date) -> int:
+    """Tell the centre's reviewers, once per accepted reply, that it is past its publication day."""
+    zone = ZoneInfo(get_settings().timezone)
+    start_of_today = datetime.combine(today, time.min, tzinfo=zone).astimezone(UTC)
+    late = [
+        (case_id, workspace_id, title, due)
+        for case_id, workspace_id, title, delivered, flagged in db.execute(
+            select(
+                Case.id, Case.workspace_id, Case.title, Case.reply_submitted_at, Case.publication_flagged_for
+            ).where(Case.state == "under_review", Case.reply_submitted_at < start_of_today)
+        )
+        if delivered is not None and today > (due := publication_due(delivered)) and flagged != due
+    ]
+    if not late:
+        return 0
+    reviewers = _people(db, {w for _, w, _, _ in late}, (Role.CENTRE_REVIEWER.value,))
+    now = utcnow()
+    timeline: list[dict[str, Any]] = []
+    notices: list[Notice] = []
+    for case_id, workspace_id, title, due in late:
+        text = (
+            f"【发布逾期】《{title}》的回复意见应于 {due.month}月{due.day}日公开答复，"
+            "至今尚未发布（第十二条）。"
+        )
+        timeline.append(
+            {
+                "workspace_id": workspace_id,
+                "case_id": case_id,
+                "assignment_id": None,
+                "at": now,
+                "actor_name": "系统",
+                "workspace_name": "",
+                "action": "publication_overdue",
+                "comment": text,
+            }
+        )
+        notices.extend(
+            Notice(
+                workspace_id=workspace_id,
+                user_id=user_id,
+                key=f"publish:{case_id}:{due.isoformat()}:{user_id}",
+                subject="【发布逾期】",
+                text=text,
+                link=f"/cases/{case_id}",
+            )
+            for user_id in reviewers.get(workspace_id, ())
+        )
+    db.execute(insert(TimelineEntry), timeline)
+    cases = cast(Table, Case.__table__)
+    for case_id, _, _, due in late:  # a plain UPDATE: the sweep does not bump the case's version
+        db.execute(cases.update().where(cases.c.id == case_id).values(publication_flagged_for=due))
+    notify_many(db, notices)
+    return len(late)
+
+
+# --- 移交函: a supervisor's decision with a written reason (第二十条) ---------------------------------
+
+
+def transfer(
+    db: Session, *, case_id: int, assignment_id: int, reason: str, actor_id: int, today: date
+) -> Escalation:
+    """移交 a unit's assignment to 纪检监察 (copied to 督查室). Called inside a cross-workspace block
+    by the supervision office; once per deadline."""
+    reason = reason.strip()
+    if len(reason) < 10:
+        raise InvalidInput(
+            "请写明移交理由（不少于10个字），说明“催办”“督办”无果的情况和造成的后果（第二十条）。"
+        )
+    if len(reason) > 2000:
+        raise InvalidInput("移交理由不能超过2000字。")
+    assignment = db.get(Assignment, assignment_id)
+    if assignment is None or assignment.case_id != case_id or not assignment.is_lead:
+        raise InvalidInput("请选择本件留言的牵头承办单位。")
+    key = _key(assignment.id, "transfer", assignment.due_date)
+    if db.scalar(select(Escalation.id).where(Escalation.key == key)) is not None:
+        raise Conflict("该承办单位的这件留言已经移交纪检监察机关，不能重复移交。")
+    number = allocate_numbers(db, RUNGS["transfer"][1], today.year, 1)[0]
+    unit = db.get(Workspace, assignment.workspace_id)
+    unit_name = unit.name if unit else ""
+    escalation = Escalation(
+        workspace_id=assignment.workspace_id,
+        key=key,
+        assignment_id=assignment.id,
+        case_id=case_id,
+        rung="transfer",
+        number=number,
+        due_date=assignment.due_date,
+        issued_on=today,
+        decided_by_id=actor_id,
+        reason=reason,
+        addressee=TRANSFER_ADDRESSEE,
+    )
+    db.add(escalation)
+    text = (
+        f"【移交函】{number}：承办单{assignment.sheet_number}《{assignment.title}》经督办无果，"
+        f"{unit_name}的办理情况移交{TRANSFER_ADDRESSEE}，抄送市政府督查室（第二十条）。理由：{reason}"
     )
     db.add(
         TimelineEntry(
             workspace_id=assignment.workspace_id,
-            case_id=assignment.case_id,
+            case_id=case_id,
             assignment_id=assignment.id,
-            at=utcnow(),
-            actor_name="系统",
+            actor_id=actor_id,
+            actor_name="市政府督查室",
             workspace_name=unit.short_name if unit else "",
-            action=rung,
+            action="transfer",
             comment=text,
         )
     )
-    principals = db.scalars(
-        select(Membership.user_id).where(
-            Membership.workspace_id == assignment.workspace_id, Membership.role == Role.PRINCIPAL.value
+    supervisors = db.scalars(
+        select(Workspace.id).where(Workspace.kind == WorkspaceKind.SUPERVISOR.value)
+    ).all()
+    notices = [
+        Notice(
+            assignment.workspace_id,
+            user_id,
+            f"{key}:{user_id}",
+            f"【移交函】{number}",
+            text,
+            f"/inbox/{assignment.id}",
         )
-    )
-    for user_id in principals:
-        db.add(
-            Notification(
-                workspace_id=assignment.workspace_id,
-                key=f"{key}:{user_id}",
-                user_id=user_id,
-                text=text,
-                link=f"/inbox/{assignment.id}",
+        for user_id in _people(db, [assignment.workspace_id], (Role.PRINCIPAL.value,)).get(
+            assignment.workspace_id, ()
+        )
+    ]
+    for workspace_id, users in _people(
+        db, supervisors, (Role.SUPERVISOR.value, Role.CITY_LEADER.value)
+    ).items():
+        notices.extend(
+            Notice(
+                workspace_id,
+                user_id,
+                f"{key}:{user_id}",
+                f"【移交函】{number}",
+                text,
+                f"/oversight/{case_id}",
             )
+            for user_id in users
         )
+    db.flush()
+    notify_many(db, notices)
+    from app.audit.services import record
+
     record(
         db,
-        f"escalation.{rung}",
-        actor_id=None,
+        "escalation.transfer",
+        actor_id=actor_id,
         workspace_id=assignment.workspace_id,
         target=f"assignment:{assignment.id}",
-        number=escalation.number,
+        number=number,
     )
-    db.flush()
-    return True
+    db.flush()  # inside the caller's cross-workspace block
+    return escalation
+
+
+# --- reading ------------------------------------------------------------------------------------------
 
 
 def of_assignment(db: Session, assignment: Assignment) -> list[Escalation]:
@@ -153,6 +592,12 @@ def of_assignment(db: Session, assignment: Assignment) -> list[Escalation]:
         db.scalars(
             select(Escalation).where(Escalation.assignment_id == assignment.id).order_by(Escalation.issued_at)
         )
+    )
+
+
+def of_case(db: Session, case_id: int) -> list[Escalation]:
+    return list(
+        db.scalars(select(Escalation).where(Escalation.case_id == case_id).order_by(Escalation.issued_at))
     )
 
 
@@ -179,7 +624,8 @@ def notifications(db: Session, user_id: int, limit: int = 100) -> list[Notificat
 
 
 def mark_all_read(db: Session, user_id: int) -> None:
-    for row in db.scalars(
-        select(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
-    ):
-        row.read_at = utcnow()
+    db.execute(
+        update(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+    )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import FromPath
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
@@ -15,10 +14,8 @@ from app.permissions import ROLES_BY_KIND, ROLES_GRANTABLE_BY_STAFF_ADMIN, Permi
 from app.tenants import services
 from app.tenants.models import WORKSPACE_KIND_LABELS, WorkspaceKind
 from app.web import flash
-from app.web.deps import attempt
+from app.web.deps import Form, attempt
 from app.web.render import page
-
-Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
 def _back(to: str, message: str) -> Response[Any]:

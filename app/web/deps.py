@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from litestar import Request
 from litestar.di import Provide
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
 from app.db import session_factory
 from app.errors import Conflict, InvalidInput, NotSignedIn
 from app.tenants.scope import TenantContext, bind_tenant
+
+# An HTML form post (application/x-www-form-urlencoded), as every page of the portal sends.
+Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 T = TypeVar("T")
 

@@ -29,6 +29,7 @@ _ITEMS: tuple[tuple[str, str, Permission], ...] = (
     ("工作区管理", "/admin/workspaces", Permission.WORKSPACE_MANAGE),
     ("全局日志", "/admin/audit", Permission.AUDIT_VIEW_ALL),
     ("工作日历", "/admin/calendar", Permission.CALENDAR_MANAGE),
+    ("催督办规则", "/admin/escalation", Permission.ESCALATION_CONFIGURE),
 )
 
 

@@ -45,6 +45,22 @@ def _overdue(case: object) -> bool:
     return getattr(case, "state", "") == "assigned" and is_overdue(getattr(case, "due_date", None))
 
 
+def _publish_by(case: object) -> str:
+    """The centre's own deadline (第十二条): a reply under review is published the day it is accepted."""
+    from datetime import UTC, datetime
+
+    from app.workflows.deadlines import local_date, publication_due
+
+    delivered = getattr(case, "reply_submitted_at", None)
+    if getattr(case, "state", "") != "under_review" or delivered is None:
+        return ""
+    due = publication_due(delivered)
+    today = local_date(datetime.now(UTC))
+    if today > due:
+        return f"应于{due.month}月{due.day}日发布 · 发布逾期"
+    return "今日须发布" if today == due else f"应于{due.month}月{due.day}日发布"
+
+
 def _role_label(role: str) -> str:
     try:
         return Role(role).label
@@ -68,6 +84,7 @@ def environment() -> Environment:
     env.globals["settings"] = get_settings()
     env.filters["provisional"] = _provisional
     env.filters["overdue"] = _overdue
+    env.filters["publish_by"] = _publish_by
     return env
 
 

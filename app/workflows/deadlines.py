@@ -10,7 +10,7 @@ The day of receipt is not counted.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.calendar import days
@@ -42,6 +42,16 @@ def is_overdue(due: date | None, today: date | None = None) -> bool:
     if due is None:
         return False
     return (today or local_date(datetime.now(UTC))) > due
+
+
+def publication_due(delivered_at: datetime) -> date:
+    """第十二条: the centre publishes on the day it accepts the reply (the next working day if the
+    reply arrived on a rest day)."""
+    day = local_date(delivered_at)
+    calendar = days.current()
+    while not calendar.is_working_day(day):
+        day += timedelta(days=1)
+    return day
 
 
 def working_days_left(today: date, due: date) -> int:

@@ -47,6 +47,11 @@ def _ids(value: Any) -> list[int]:
 
 def number_in_series(db: Session, series: str, year: int) -> str:
     """The next number of a yearly series, e.g. 通留〔2026〕123号 (no gaps, no duplicates)."""
+    return allocate_numbers(db, series, year, 1)[0]
+
+
+def allocate_numbers(db: Session, series: str, year: int, count: int) -> list[str]:
+    """The next ``count`` numbers of a yearly series, taken in one step under the counter's row lock."""
     row = db.scalar(select(Counter).where(Counter.series == series, Counter.year == year).with_for_update())
     if row is None:
         try:
@@ -58,8 +63,9 @@ def number_in_series(db: Session, series: str, year: int) -> str:
                 select(Counter).where(Counter.series == series, Counter.year == year).with_for_update()
             )
     assert row is not None
-    row.value += 1
-    return f"{series}〔{year}〕{row.value}号"
+    first = row.value + 1
+    row.value += count
+    return [f"{series}〔{year}〕{n}号" for n in range(first, first + count)]
 
 
 def next_number(step: Step, series: str) -> str:

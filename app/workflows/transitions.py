@@ -492,7 +492,9 @@ TABLE: tuple[Transition, ...] = (
 
 ACTION_LABELS = {t.action: t.label for t in TABLE} | {
     "instruct": "领导批示",
-    "reminder": "提醒单（到期前一个工作日）",
-    "urge": "催办单（已逾期）",
-    "supervise": "督办单（逾期 3 个工作日）",
+    "reminder": "提醒单",
+    "urge": "催办单",
+    "supervise": "督办单",
+    "transfer": "移交函",
+    "publication_overdue": "发布逾期",
 }
