@@ -18,8 +18,11 @@ from app.cases.api import MessageFeedController, feed_openapi
 from app.cases.attachment_controllers import AttachmentController
 from app.cases.controllers import CaseController, FlowChartController, InboxController, OversightController
 from app.cases.intake_controllers import IntakeController
+from app.documents.controllers import DocumentController, PublishedReplyPdfController, VerifyController
 from app.escalation.controllers import EscalationPolicyController, NotificationController
+from app.jobs.controllers import CaseFileController, JobController, LedgerController
 from app.permissions import PUBLIC, authorize, check_declarations
+from app.public.controllers import CSRF_EXEMPT, PublicPortalController
 from app.settings import Settings, get_settings
 from app.tenants.controllers import HomeController, StaffController, WorkspaceAdminController
 from app.web.deps import DEPENDENCIES
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             PublicController,
+            PublicPortalController,
             AuthController,
             AccountController,
             HomeController,
@@ -75,6 +79,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AttachmentController,
             CalendarController,
             EscalationPolicyController,
+            LedgerController,
+            CaseFileController,
+            JobController,
+            DocumentController,
+            VerifyController,
+            PublishedReplyPdfController,
             NotificationController,
             MessageFeedController,
             feed_openapi,
@@ -90,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cookie_name="minpan_csrf",
             cookie_secure=settings.session_cookie_secure,
             cookie_httponly=False,
-            exclude=["/api/"],
+            exclude=["/api/", *CSRF_EXEMPT],
         ),
         exception_handlers=EXCEPTION_HANDLERS,
         response_headers=SECURITY_HEADERS,

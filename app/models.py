@@ -5,8 +5,11 @@ from app.audit.models import AuditEvent
 from app.calendar.models import CalendarDay, CalendarYear
 from app.cases.models import Assignment, Attachment, Case, Counter, Instruction, TimelineEntry
 from app.cases.tokens import ApiToken
+from app.documents.models import Document
 from app.escalation.models import Escalation, EscalationPolicy, Notification
+from app.jobs.models import Job
 from app.notify.models import OutboxMessage
+from app.public.models import PublicEntry
 from app.tenants.models import Membership, Section, Workspace
 
 __all__ = [
@@ -18,12 +21,15 @@ __all__ = [
     "CalendarYear",
     "Case",
     "Counter",
+    "Document",
     "Escalation",
     "EscalationPolicy",
     "Instruction",
+    "Job",
     "Membership",
     "Notification",
     "OutboxMessage",
+    "PublicEntry",
     "Section",
     "TimelineEntry",
     "User",

@@ -75,6 +75,10 @@ class Settings:
     policies_dir: Path = field(default=BASE_DIR / "policies")
     data_dir: Path = field(default=BASE_DIR / "data")
     var_dir: Path = field(default=BASE_DIR / "var")
+    # The document-signing PKI (root CA + one key per unit). Every web process and worker must see
+    # the same folder (shared volume); back it up: without ca.pem no published PDF verifies.
+    # Empty: var_dir/pki.
+    pki_dir: str = ""
 
     @property
     def is_sqlite(self) -> bool:

@@ -10,7 +10,9 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import dramatiq
 import pytest
 
 _TMP = Path(tempfile.mkdtemp(prefix="minpan-test-"))
@@ -32,6 +34,7 @@ from litestar.testing import TestClient  # noqa: E402
 
 from app.db import Base, system_session  # noqa: E402
 from app.demo import load_demo  # noqa: E402
+from app.notify.models import OutboxMessage  # noqa: E402
 from app.settings import get_settings  # noqa: E402
 
 IS_POSTGRES = get_settings().is_postgres
@@ -69,6 +72,12 @@ def reset_data() -> None:
             if table.name not in KEPT:
                 db.execute(table.delete())
         load_demo(db)
+        # The demo queues its documents for the workers; tests start with an empty outbox and
+        # issue the documents they need themselves (rendering is slow and tested on its own).
+        db.execute(OutboxMessage.__table__.delete())
+    import tasks
+
+    tasks.broker.flush_all()  # and the messages the demo's commit handed to the (stub) broker
     days.invalidate()
 
 
@@ -102,3 +111,23 @@ def make_client(demo: None) -> Iterator:  # type: ignore[type-arg]
     yield make
     for c in clients:
         c.__exit__(None, None, None)
+
+
+@pytest.fixture()
+def worker() -> Iterator[Any]:
+    """The stub broker drained by an in-process Dramatiq worker; ``drain()`` waits for the queue."""
+    import tasks
+    import tasks.actors  # declares the notify queue
+
+    w = dramatiq.Worker(tasks.broker, worker_timeout=100)
+    w.start()
+
+    def drain() -> None:
+        tasks.broker.join("notify")
+        w.join()
+
+    try:
+        yield drain
+    finally:
+        w.stop()
+        tasks.broker.flush_all()

@@ -3,27 +3,25 @@ workflow engine through ``services.take_action``; the engine decides who may tak
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery
+from litestar.params import FromPath, FromQuery
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
 from app.cases import attachments, oversight, services, similarity
 from app.cases.vocab import ASSIGNMENT_STATES, BOARDS, CASE_STATES, CATEGORIES, DECLINE_REASONS, QUALITY_FLAGS
+from app.documents.controllers import KIND_LABELS, visible_documents
 from app.escalation import services as escalation
 from app.permissions import Permission, requires
 from app.tenants import services as tenant_services
 from app.web import flash
-from app.web.deps import attempt
+from app.web.deps import Form, attempt
 from app.web.render import page
 from app.workflows import engine
 from app.workflows.transitions import ACTION_LABELS
-
-Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 VOCAB: dict[str, Any] = {
     "boards": BOARDS,
@@ -90,6 +88,8 @@ class CaseController(Controller):
             status_code=status_code,
             case=case,
             can=engine.available(me, case),
+            documents=visible_documents(db, me, case.id),
+            kind_labels=KIND_LABELS,
             units=services.units_on_case(db, case),
             timeline=services.case_timeline(db, case),
             targets=services.dispatch_targets(db) if triage else [],
@@ -214,6 +214,10 @@ class InboxController(Controller):
             status_code=status_code,
             a=assignment,
             can=engine.available(me, assignment),
+            documents=[
+                d for d in visible_documents(db, me, assignment.case_id) if d.assignment_id == assignment.id
+            ],
+            kind_labels=KIND_LABELS,
             timeline=services.assignment_timeline(db, assignment),
             co_input=services.co_unit_input(db, assignment),
             instructions=oversight.instructions_for_assignment(db, assignment),
@@ -290,6 +294,8 @@ class OversightController(Controller):
             can_instruct=me.can(Permission.CASE_INSTRUCT) and case.state != "archived",
             ladder=ladder,
             transferable=transferable if me.can(Permission.CASE_TRANSFER) else [],
+            documents=visible_documents(db, me, case.id),
+            kind_labels=KIND_LABELS,
             rung_titles=escalation.RUNG_TITLES,
             error=error,
             **VOCAB,

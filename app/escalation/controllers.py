@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
 from app.escalation import services
 from app.permissions import Permission, requires
 from app.web import flash
-from app.web.deps import attempt
+from app.web.deps import Form, attempt
 from app.web.render import page
-
-Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
 class NotificationController(Controller):

@@ -424,6 +424,9 @@ def issue_many(db: Session, planned: Sequence[tuple[Any, str, int]], today: date
     db.execute(insert(TimelineEntry), timeline)
     db.execute(insert(AuditEvent), audit)
     notify_many(db, notices)
+    from app.documents.queue import queue_many
+
+    queue_many(db, [("escalation_notice", f"escalation-key:{e['key']}") for e in escalations])
 
 
 # --- the centre's own deadline: publish on the day the reply is accepted (第十二条) --------------------
@@ -580,6 +583,9 @@ def transfer(
         target=f"assignment:{assignment.id}",
         number=number,
     )
+    from app.documents.queue import queue
+
+    queue(db, "escalation_notice", f"escalation-key:{key}")
     db.flush()  # inside the caller's cross-workspace block
     return escalation
 

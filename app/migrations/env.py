@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, pool
 
 import app.models  # noqa: F401  (every table on Base.metadata)
 from app.db import Base
+from app.public.search import include_name
 from app.settings import get_settings
 
 config = context.config
@@ -23,7 +24,11 @@ def run_online() -> None:
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(
-            connection=connection, target_metadata=Base.metadata, render_as_batch=True, compare_type=True
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=True,
+            compare_type=True,
+            include_name=include_name,  # autogenerate leaves the search index's own objects alone
         )
         with context.begin_transaction():
             if connection.dialect.name == "postgresql":

@@ -122,10 +122,33 @@ class LogChannel:
         log.info("%s to %s [%s]: %s", message.channel, message.recipient, message.key, message.body)
 
 
+class JobChannel:
+    """Not a message to a person: a background job (app/jobs) handed out through the outbox, so
+    it gets the outbox's guarantees (committed with the request, relayed, run once)."""
+
+    def send(self, message: OutboxMessage) -> None:
+        from app.jobs.services import run
+
+        run(int(message.recipient))
+
+
+class DocumentChannel:
+    """A document to render and store (app/documents/queue.py), handed out through the outbox."""
+
+    def send(self, message: OutboxMessage) -> None:
+        from app.documents.queue import issue
+
+        issue(message.recipient)
+
+
 def channel_for(name: str, settings: Settings | None = None) -> Channel:
     settings = settings or get_settings()
     if name == "email":
         return SmtpChannel(settings) if settings.smtp_host else LogChannel()
+    if name == "job":
+        return JobChannel()
+    if name == "document":
+        return DocumentChannel()
     if name == "webhook":
         if not settings.webhook_url:
             raise ChannelUnavailable("MINPAN_WEBHOOK_URL is not set")

@@ -7,11 +7,13 @@ hands committed rows to the workers, see :mod:`app.notify.relay`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, insert, select
+from sqlalchemy import Insert, Table, event, insert, select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
@@ -20,6 +22,8 @@ from app.escalation.models import Notification
 from app.notify.models import OutboxMessage
 from app.settings import Settings, get_settings
 from app.tenants.scope import TenantViolation, tenant_of
+
+log = logging.getLogger("minpan.notify")
 
 NOTICE_KEY_MAX = 100  # notifications.key; the outbox key adds ":{channel}"
 SIGNATURE = "民盼通办"
@@ -162,3 +166,63 @@ def _check_tenant(db: Session, notices: Any) -> None:
                 f"notification of workspace {notice.workspace_id} written from "
                 f"workspace {ctx.workspace_id if ctx else None}"
             )
+
+
+def enqueue_work(db: Session, *, key: str, channel: str, recipient: str, subject: str = "") -> None:
+    """Queue background work (a job, a document to render) through the outbox, in ``db``'s
+    transaction: it runs if and only if the transaction commits, at most once per ``key``. After the
+    commit it is handed to the workers at once; the relay hands it out again after a lease if that
+    message is lost (the broker down, the process killed)."""
+    lease = timedelta(seconds=get_settings().outbox_lease_seconds)
+    now = utcnow()
+    table = cast(Table, OutboxMessage.__table__)
+    outbox_id = db.execute(
+        _insert_ignoring_duplicates(db, table).returning(table.c.id),
+        {
+            "key": key,
+            "channel": channel,
+            "recipient": recipient,
+            "subject": subject[:200],
+            "body": "",
+            "created_at": now,
+            "next_attempt_at": now + lease,
+            "attempts": 0,
+            "last_error": "",
+        },
+    ).scalar()
+    if outbox_id is not None:  # None: this work was queued before
+        event.listen(db, "after_commit", lambda _session: _kick(outbox_id), once=True)
+
+
+def _kick(outbox_id: int) -> None:
+    from tasks.actors import deliver
+
+    try:
+        deliver.send(outbox_id)
+    except Exception:  # the broker may be down: the relay hands it out after the lease
+        log.exception("could not enqueue outbox row %s", outbox_id)
+
+
+def enqueue_many(db: Session, items: Sequence[tuple[str, str, str]]) -> None:
+    """Bulk ``enqueue_work`` of (key, channel, recipient), due at once: the relay hands them out."""
+    if not items:
+        return
+    now = utcnow()
+    table = cast(Table, OutboxMessage.__table__)
+    db.execute(
+        _insert_ignoring_duplicates(db, table),
+        [
+            {
+                "key": key,
+                "channel": channel,
+                "recipient": recipient,
+                "subject": "",
+                "body": "",
+                "created_at": now,
+                "next_attempt_at": now,
+                "attempts": 0,
+                "last_error": "",
+            }
+            for key, channel, recipient in items
+        ],
+    )

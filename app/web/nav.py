@@ -21,6 +21,7 @@ class NavItem:
 _ITEMS: tuple[tuple[str, str, Permission], ...] = (
     ("工作台", "/ws", Permission.WORKSPACE_VIEW),
     ("留言办理", "/cases", Permission.CASE_VIEW),
+    ("台账", "/ledger", Permission.CASE_VIEW),
     ("承办件", "/inbox", Permission.ASSIGNMENT_VIEW),
     ("全市留言", "/oversight", Permission.CASE_OVERSEE),
     ("办理流程", "/workflow", Permission.WORKSPACE_VIEW),

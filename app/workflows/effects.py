@@ -80,6 +80,7 @@ def record_decline(step: Step) -> None:
     case.decline_reason = _text(step, "reason")
     case.decline_explanation = _text(step, "explanation")
     case.decline_suggestion = _text(step, "suggestion")
+    _index_for_public(step)
 
 
 def dispatch_problem(step: Step) -> str | None:
@@ -391,6 +392,16 @@ def publish(step: Step) -> None:
         for assignment in _current_round(step):
             if assignment.state in ("submitted", "handling", "pending"):
                 apply(step.db, None, assignment, "close")
+    _index_for_public(step)
+
+
+def _index_for_public(step: Step) -> None:
+    """The public portal's search index (masked text) follows a publication or a decline at once,
+    in the same transaction (第十二条)."""
+    from app.public.search import index_case
+
+    step.db.flush()
+    index_case(step.db, step.obj.id)
 
 
 def send_back(step: Step) -> None:

@@ -117,6 +117,9 @@ def apply(
     for effect in transition.effects:
         effect(step)
     _trace(step, source)
+    from app.documents.queue import after_transition
+
+    after_transition(db, obj, action)
     db.flush()
     return transition
 

@@ -1,0 +1,46 @@
+"""The public index: one row per message the public may see, holding masked text only.
+
+Not workspace-owned: every value in it is already public (第十二条) and masked (第十八条). It is
+written only by :mod:`app.public.search` (from the centre's publish / decline step, ``minpan
+demo`` and migration 0015) and read only by :mod:`app.public.queries`, which also re-checks the
+case's state on every read, so a row that outlived its publication shows nothing.
+
+The full-text index over ``terms`` lives beside it: an FTS5 table ``public_search`` kept in step
+by triggers on SQLite, a GIN index on ``to_tsvector('simple', terms)`` on PostgreSQL (migration
+0015).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+
+
+class PublicEntry(Base):
+    __tablename__ = "public_entries"
+    __table_args__ = (
+        Index("ix_public_entries_kind_published", "kind", "published_at"),
+        Index("ix_public_entries_kind_unit_published", "kind", "unit_id", "published_at"),
+        Index("ix_public_entries_kind_category_published", "kind", "category", "published_at"),
+    )
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "reply" | "declined"
+    # The publication (reply) or the decision (declined): the order of every public list.
+    published_at: Mapped[datetime]
+    posted_at: Mapped[datetime]
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("workspaces.id", ondelete="SET NULL"))
+    category: Mapped[str] = mapped_column(String(20))
+    topic: Mapped[str] = mapped_column(String(60), default="")
+    region: Mapped[str] = mapped_column(String(60), default="")
+    # Masked text (app.public.masking): the title, the message and the public answer (empty for a
+    # reply given privately, 第十八条), and the same as space-separated search tokens.
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    terms: Mapped[str] = mapped_column(Text)
+    indexed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,523 @@
+"""Every read of the public portal, and the only one: public columns, masked text, read-only.
+
+Cases live in the centre's workspace; a visitor has none. This module opens its own session with
+the system context (the visitor's own session, if any, is never used), read-only on PostgreSQL
+and rolled back on both, and selects named public columns only — never the citizen's name, phone
+or e-mail, instructions, drafts, timeline comments or signatures. It hands the templates frozen
+dataclasses whose text has gone through :func:`app.public.masking.mask`, never ORM objects.
+
+Lists and search read the public index (``public_entries``), joined to the case to check on every
+read that the case is still public. A reply page reads the case itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
+
+from app.cases.models import Case, TimelineEntry
+from app.cases.vocab import CATEGORIES, DECLINE_REASONS
+from app.db import session_factory
+from app.public import search
+from app.public.masking import mask
+from app.public.models import PublicEntry
+from app.public.visibility import (
+    EXPLANATION_NOTE,
+    PRIVATE_REPLY_NOTE,
+    WITHHELD_BODY,
+    WITHHELD_REASONS,
+    WITHHELD_TITLE,
+    is_public,
+    is_public_declined,
+    is_public_reply,
+)
+from app.settings import get_settings
+from app.tenants.models import Workspace
+from app.tenants.scope import TenantContext, bind_tenant
+
+PAGE_SIZE: Final = 20
+# Part of every ETag: bump when the reply page's template or the masking rules change.
+RENDER_VERSION: Final = "1"
+
+
+@contextmanager
+def reader() -> Iterator[Session]:
+    """A session for public reads: system context, read-only transaction, always rolled back."""
+    session = session_factory()()
+    bind_tenant(session, TenantContext.system_context())
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"postgresql_readonly": True})
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+def _tz() -> ZoneInfo:
+    return ZoneInfo(get_settings().timezone)
+
+
+# --- filters ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The list filters, exactly as they appear in the URL (?unit=education&month=2026-11 …)."""
+
+    unit: str = ""  # workspace slug of the answering unit
+    category: str = ""
+    topic: str = ""
+    region: str = ""
+    month: str = ""  # YYYY-MM of the publication, Asia/Shanghai
+    q: str = ""
+
+    @classmethod
+    def parse(cls, **raw: str | None) -> Filters:
+        values = {
+            k: " ".join((raw.get(k) or "").split())[:60] for k in ("unit", "category", "topic", "region", "q")
+        }
+        if values["category"] not in CATEGORIES:
+            values["category"] = ""
+        return cls(month=_valid_month(raw.get("month") or ""), **values)
+
+    def url(self, path: str, page: int = 1, **changes: str) -> str:
+        params = {k: v for k, v in asdict(replace(self, **changes)).items() if v}
+        if page > 1:
+            params["page"] = str(page)
+        return path + ("?" + urlencode(params) if params else "")
+
+    @property
+    def active(self) -> bool:
+        return any((self.unit, self.category, self.topic, self.region, self.month))
+
+
+def _valid_month(value: str) -> str:
+    try:
+        parsed = datetime.strptime(value.strip(), "%Y-%m")
+    except ValueError:
+        return ""
+    return parsed.strftime("%Y-%m") if 2000 <= parsed.year <= 2100 else ""
+
+
+def _month_bounds(month: str) -> tuple[datetime, datetime]:
+    year, mon = (int(x) for x in month.split("-"))
+    start = datetime(year, mon, 1, tzinfo=_tz())
+    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=_tz())
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def _filtered(stmt: Select[Any], filters: Filters) -> Select[Any]:
+    if filters.unit:
+        stmt = stmt.where(Workspace.slug == filters.unit)
+    if filters.category:
+        stmt = stmt.where(PublicEntry.category == filters.category)
+    if filters.topic:
+        stmt = stmt.where(PublicEntry.topic == filters.topic)
+    if filters.region:
+        stmt = stmt.where(PublicEntry.region == filters.region)
+    if filters.month:
+        start, end = _month_bounds(filters.month)
+        stmt = stmt.where(PublicEntry.published_at >= start, PublicEntry.published_at < end)
+    return stmt
+
+
+def _still_public(kind: str) -> ColumnElement[bool]:
+    if kind == "reply":
+        return is_public_reply() & (PublicEntry.kind == "reply")
+    if kind == "declined":
+        return is_public_declined() & (PublicEntry.kind == "declined")
+    return is_public()
+
+
+# --- lists and search ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListItem:
+    case_id: int
+    kind: str
+    title: str
+    unit_name: str
+    category: str
+    topic: str
+    region: str
+    posted_at: datetime
+    published_at: datetime
+    title_html: Markup  # the title, escaped, with the search's hits marked
+    excerpt: Markup
+    reason: str  # a declined message's 第五条 reason; "" for a reply
+
+    @property
+    def url(self) -> str:
+        return f"/replies/{self.case_id}" if self.kind == "reply" else f"/declined/{self.case_id}"
+
+    @property
+    def category_label(self) -> str:
+        return CATEGORIES.get(self.category, self.category)
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    items: list[ListItem]
+    total: int
+    page: int
+    pages: int
+
+    def numbers(self) -> list[int | None]:
+        """Page numbers to link, None for a gap: 1 … 4 5 [6] 7 8 … 20."""
+        wanted = {1, self.pages, *range(self.page - 2, self.page + 3)}
+        shown = sorted(n for n in wanted if 1 <= n <= self.pages)
+        out: list[int | None] = []
+        for n in shown:
+            if out and n - (out[-1] or 0) > 1:
+                out.append(None)
+            out.append(n)
+        return out
+
+
+_LIST_COLUMNS: Final = (
+    PublicEntry.case_id,
+    PublicEntry.kind,
+    PublicEntry.title,
+    PublicEntry.body,
+    PublicEntry.answer,
+    PublicEntry.category,
+    PublicEntry.topic,
+    PublicEntry.region,
+    PublicEntry.posted_at,
+    PublicEntry.published_at,
+    Workspace.short_name,
+    Case.decline_reason,
+)
+
+
+def _base(columns: Any, kind: str) -> Select[Any]:
+    return (
+        select(*columns)
+        .select_from(PublicEntry)
+        .join(Case, Case.id == PublicEntry.case_id)
+        .outerjoin(Workspace, Workspace.id == PublicEntry.unit_id)
+        .where(_still_public(kind))
+    )
+
+
+def _item(row: Any, terms: tuple[str, ...]) -> ListItem:
+    title = mask(row.title)
+    texts = [mask(row.body), mask(row.answer)]
+    return ListItem(
+        case_id=row.case_id,
+        kind=row.kind,
+        title=title,
+        unit_name=row.short_name or "",
+        category=row.category,
+        topic=row.topic,
+        region=row.region,
+        posted_at=row.posted_at,
+        published_at=row.published_at,
+        title_html=search.highlight(title, terms),
+        excerpt=search.snippet(texts if terms else texts[:1], terms),
+        reason=DECLINE_REASONS.get(row.decline_reason, "") if row.kind == "declined" else "",
+    )
+
+
+def list_entries(kind: str, filters: Filters, page: int = 1, *, per_page: int = PAGE_SIZE) -> ResultPage:
+    """Public messages of one kind ("reply", "declined", or "all" for search), newest first.
+
+    With ``filters.q`` only those the search finds, their snippets highlighted.
+    """
+    query = search.parse_query(filters.q) if filters.q else None
+    if query is not None and not query:  # only punctuation: nothing to look for
+        return ResultPage([], 0, 1, 1)
+    with reader() as db:
+        count = _filtered(_base((func.count(),), kind), filters)
+        rows = _filtered(_base(_LIST_COLUMNS, kind), filters)
+        if query is not None:
+            condition = search.matches(db, query)
+            count, rows = count.where(condition), rows.where(condition)
+        total = db.scalar(count) or 0
+        pages = max(1, -(-total // per_page))
+        page = min(max(1, page), pages)
+        found = (
+            db.execute(
+                rows.order_by(PublicEntry.published_at.desc(), PublicEntry.case_id.desc())
+                .limit(per_page)
+                .offset((page - 1) * per_page)
+            ).all()
+            if total
+            else []
+        )
+    terms = query.terms if query else ()
+    return ResultPage([_item(r, terms) for r in found], total, page, pages)
+
+
+def latest_replies(limit: int = 8) -> list[ListItem]:
+    return list_entries("reply", Filters(), 1, per_page=limit).items
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    units: list[tuple[str, str]] = field(default_factory=list)  # (slug, name)
+    categories: list[tuple[str, str]] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    months: list[str] = field(default_factory=list)  # newest first
+
+
+def filter_options(kind: str) -> FilterOptions:
+    """The values the filters of a list can take: only those that find something."""
+    with reader() as db:
+        units = db.execute(
+            _base((Workspace.slug, Workspace.name), kind)
+            .group_by(Workspace.slug, Workspace.name)
+            .order_by(Workspace.name)
+        ).all()
+        topics = db.scalars(
+            _base((PublicEntry.topic,), kind)
+            .where(PublicEntry.topic != "")
+            .distinct()
+            .order_by(PublicEntry.topic)
+        ).all()
+        regions = db.scalars(
+            _base((PublicEntry.region,), kind)
+            .where(PublicEntry.region != "")
+            .distinct()
+            .order_by(PublicEntry.region)
+        ).all()
+        first, last = db.execute(
+            _base((func.min(PublicEntry.published_at), func.max(PublicEntry.published_at)), kind)
+        ).one()
+    return FilterOptions(
+        units=[(slug, name) for slug, name in units if slug],
+        categories=list(CATEGORIES.items()),
+        topics=list(topics)[:200],
+        regions=list(regions)[:200],
+        months=_months_between(first, last),
+    )
+
+
+def _months_between(first: datetime | None, last: datetime | None) -> list[str]:
+    if first is None or last is None:
+        return []
+    a, b = first.astimezone(_tz()).date().replace(day=1), last.astimezone(_tz()).date().replace(day=1)
+    months: list[str] = []
+    while b >= a and len(months) < 240:
+        months.append(b.strftime("%Y-%m"))
+        b = (b - timedelta(days=1)).replace(day=1)
+    return months
+
+
+# --- one reply, one declined message ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A published reply as the public page shows it (第十二条, 第十八条)."""
+
+    case_id: int
+    title: str
+    body: str
+    category: str
+    topic: str
+    region: str
+    posted_at: datetime
+    registered_at: datetime
+    dispatched_at: datetime | None
+    replied_at: datetime | None
+    published_at: datetime
+    unit_name: str
+    unit_phone: str
+    handler_name: str
+    handler_phone: str
+    private: bool
+    is_explanation: bool
+    answer: str  # the masked reply, or the 第十八条 note
+    etag: str
+
+    @property
+    def category_label(self) -> str:
+        return CATEGORIES.get(self.category, self.category)
+
+    @property
+    def last_modified(self) -> datetime:
+        return self.published_at
+
+    @property
+    def explanation_note(self) -> str:
+        return EXPLANATION_NOTE
+
+
+def _etag(*parts: Any) -> str:
+    digest = hashlib.sha256("\x1f".join(map(str, (RENDER_VERSION, *parts))).encode()).hexdigest()
+    return f'"{digest[:32]}"'
+
+
+def reply(case_id: int) -> Reply | None:
+    """The published reply of a case, or None (unpublished, declined, missing: all alike)."""
+    with reader() as db:
+        row = db.execute(
+            select(
+                Case.id,
+                Case.version,
+                Case.title,
+                Case.body,
+                Case.category,
+                Case.topic,
+                Case.region,
+                Case.posted_at,
+                Case.registered_at,
+                Case.dispatched_at,
+                Case.reply_submitted_at,
+                Case.published_at,
+                Case.reply_text,
+                Case.reply_private,
+                Case.reply_is_explanation,
+                Case.reply_handler_name,
+                Case.reply_handler_phone,
+                Workspace.name,
+                Workspace.contact_phone,
+            )
+            .outerjoin(Workspace, Workspace.id == Case.reply_unit_id)
+            .where(Case.id == case_id, is_public_reply())
+        ).one_or_none()
+    if row is None:
+        return None
+    keep = (row.reply_handler_name, row.reply_handler_phone, row.contact_phone or "")
+    answer = PRIVATE_REPLY_NOTE if row.reply_private else mask(row.reply_text, keep=keep)
+    return Reply(
+        case_id=row.id,
+        title=mask(row.title),
+        body=mask(row.body),
+        category=row.category,
+        topic=row.topic,
+        region=row.region,
+        posted_at=row.posted_at,
+        registered_at=row.registered_at,
+        dispatched_at=row.dispatched_at,
+        replied_at=row.reply_submitted_at,
+        published_at=row.published_at,
+        unit_name=row.name or "",
+        unit_phone=row.contact_phone or "",
+        handler_name=row.reply_handler_name,
+        handler_phone=row.reply_handler_phone,
+        private=row.reply_private,
+        is_explanation=row.reply_is_explanation,
+        answer=answer,
+        etag=_etag("reply", row.id, row.version, row.published_at, row.name, row.contact_phone),
+    )
+
+
+@dataclass(frozen=True)
+class Declined:
+    """A message declined under 第五条: the reason, the explanation and the suggestion."""
+
+    case_id: int
+    title: str
+    body: str
+    withheld: bool
+    category: str
+    posted_at: datetime
+    decided_at: datetime | None
+    reason: str
+    explanation: str
+    suggestion: str
+    etag: str
+
+    @property
+    def category_label(self) -> str:
+        return CATEGORIES.get(self.category, self.category)
+
+    @property
+    def last_modified(self) -> datetime:
+        return self.decided_at or self.posted_at
+
+
+def declined(case_id: int) -> Declined | None:
+    with reader() as db:
+        row = db.execute(
+            select(
+                Case.id,
+                Case.version,
+                Case.title,
+                Case.body,
+                Case.category,
+                Case.posted_at,
+                Case.decline_reason,
+                Case.decline_explanation,
+                Case.decline_suggestion,
+            ).where(Case.id == case_id, is_public_declined())
+        ).one_or_none()
+        decided = (
+            db.scalar(
+                select(func.max(TimelineEntry.at)).where(
+                    TimelineEntry.case_id == case_id, TimelineEntry.action == "decline"
+                )
+            )
+            if row
+            else None
+        )
+    if row is None:
+        return None
+    withheld = row.decline_reason in WITHHELD_REASONS
+    return Declined(
+        case_id=row.id,
+        title=WITHHELD_TITLE if withheld else mask(row.title),
+        body=WITHHELD_BODY if withheld else mask(row.body),
+        withheld=withheld,
+        category=row.category,
+        posted_at=row.posted_at,
+        decided_at=decided,
+        reason=DECLINE_REASONS.get(row.decline_reason, DECLINE_REASONS["other"]),
+        explanation=mask(row.decline_explanation),
+        suggestion=mask(row.decline_suggestion),
+        etag=_etag("declined", row.id, row.version, decided),
+    )
+
+
+# --- sitemap ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SitemapEntry:
+    path: str
+    lastmod: date
+
+
+def sitemap(limit: int = 50_000) -> list[SitemapEntry]:
+    """Every public reply and declined message, newest first (a sitemap holds at most 50 000)."""
+    with reader() as db:
+        rows = db.execute(
+            _base((PublicEntry.case_id, PublicEntry.kind, PublicEntry.published_at), "all")
+            .order_by(PublicEntry.published_at.desc())
+            .limit(limit)
+        ).all()
+    prefix = {"reply": "/replies/", "declined": "/declined/"}
+    return [
+        SitemapEntry(prefix[kind] + str(case_id), published.astimezone(_tz()).date())
+        for case_id, kind, published in rows
+    ]
+
+
+__all__ = [
+    "Declined",
+    "Filters",
+    "ListItem",
+    "Reply",
+    "ResultPage",
+    "declined",
+    "filter_options",
+    "latest_replies",
+    "list_entries",
+    "reply",
+    "sitemap",
+]
