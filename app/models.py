@@ -9,7 +9,7 @@ from app.documents.models import Document
 from app.escalation.models import Escalation, EscalationPolicy, Notification
 from app.jobs.models import Job
 from app.notify.models import OutboxMessage
-from app.public.models import PublicEntry
+from app.public.models import PublicEntry, Rating, RatingInvite
 from app.tenants.models import Membership, Section, Workspace
 
 __all__ = [
@@ -30,6 +30,8 @@ __all__ = [
     "Notification",
     "OutboxMessage",
     "PublicEntry",
+    "Rating",
+    "RatingInvite",
     "Section",
     "TimelineEntry",
     "User",

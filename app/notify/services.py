@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, event, insert, select
@@ -171,9 +170,8 @@ def _check_tenant(db: Session, notices: Any) -> None:
 def enqueue_work(db: Session, *, key: str, channel: str, recipient: str, subject: str = "") -> None:
     """Queue background work (a job, a document to render) through the outbox, in ``db``'s
     transaction: it runs if and only if the transaction commits, at most once per ``key``. After the
-    commit it is handed to the workers at once; the relay hands it out again after a lease if that
-    message is lost (the broker down, the process killed)."""
-    lease = timedelta(seconds=get_settings().outbox_lease_seconds)
+    commit it is handed to the workers at once, and the relay hands it out too if it is still
+    unsent (the kick lost: another process's broker, the broker down)."""
     now = utcnow()
     table = cast(Table, OutboxMessage.__table__)
     outbox_id = db.execute(
@@ -185,7 +183,9 @@ def enqueue_work(db: Session, *, key: str, channel: str, recipient: str, subject
             "subject": subject[:200],
             "body": "",
             "created_at": now,
-            "next_attempt_at": now + lease,
+            # Due at once: if the kick below is lost (another process, the broker down), the relay
+            # hands it out within seconds; if both arrive, the second delivery finds it done.
+            "next_attempt_at": now,
             "attempts": 0,
             "last_error": "",
         },

@@ -1,13 +1,18 @@
-"""The public index: one row per message the public may see, holding masked text only.
+"""The public index (one row per message the public may see, masked text only) and the
+satisfaction follow-up (满意率回访, 第十八条): ratings and the personal links that ask for them.
 
-Not workspace-owned: every value in it is already public (第十二条) and masked (第十八条). It is
-written only by :mod:`app.public.search` (from the centre's publish / decline step, ``minpan
-demo`` and migration 0015) and read only by :mod:`app.public.queries`, which also re-checks the
-case's state on every read, so a row that outlived its publication shows nothing.
+The public index is not workspace-owned: every value in it is already public (第十二条) and
+masked (第十八条). It is written only by :mod:`app.public.search` (from the centre's publish /
+decline step, ``minpan demo`` and migration 0015) and read only by :mod:`app.public.queries`,
+which also re-checks the case's state on every read, so a row that outlived its publication
+shows nothing.
 
 The full-text index over ``terms`` lives beside it: an FTS5 table ``public_search`` kept in step
 by triggers on SQLite, a GIN index on ``to_tsvector('simple', terms)`` on PostgreSQL (migration
 0015).
+
+Ratings and their links are workspace-owned (the centre's, like the case) with forced row-level
+security on PostgreSQL (migration 0017); see :mod:`app.public.satisfaction`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
+from app.tenants.models import WorkspaceOwned
 
 
 class PublicEntry(Base):
@@ -44,3 +50,40 @@ class PublicEntry(Base):
     answer: Mapped[str] = mapped_column(Text, default="")
     terms: Mapped[str] = mapped_column(Text)
     indexed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Rating(WorkspaceOwned, Base):
+    """满意率回访 (第十八条): the citizen's verdict on the reply to their message, once per case.
+
+    Kept with the case in the centre's workspace. Taken through a personal link (``source`` "link")
+    or by the centre on the telephone ("phone", with who recorded it). The comment is the
+    citizen's own words and never public; only counts reach the open statistics.
+    """
+
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
+    score: Mapped[str] = mapped_column(String(12))  # satisfied | basic | unsatisfied
+    comment: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(8))  # link | phone
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RatingInvite(WorkspaceOwned, Base):
+    """回访链接: the personal link the centre sends the citizen, one per case.
+
+    Only the SHA-256 of the random token is stored (like sessions and API tokens): the link is
+    shown once, to the clerk who made it. A new link replaces the old one.
+    """
+
+    __tablename__ = "rating_invites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
