@@ -12,6 +12,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.static_files import create_static_files_router
 
 from app.accounts.controllers import AccountController, AuthController
+from app.assessment.controllers import AssessmentController, AssessmentRulesController, BulletinController
 from app.audit.controllers import AuditController
 from app.calendar.controllers import CalendarController
 from app.cases.api import MessageFeedController, feed_openapi
@@ -23,7 +24,10 @@ from app.escalation.controllers import EscalationPolicyController, NotificationC
 from app.jobs.controllers import CaseFileController, JobController, LedgerController
 from app.permissions import PUBLIC, authorize, check_declarations
 from app.public.controllers import CSRF_EXEMPT, PublicPortalController
+from app.public.satisfaction_controllers import RatingController, SatisfactionController
+from app.public.stats_controllers import OpenStatsController
 from app.settings import Settings, get_settings
+from app.supervision.controllers import StatsController, SupervisionController
 from app.tenants.controllers import HomeController, StaffController, WorkspaceAdminController
 from app.web.deps import DEPENDENCIES
 from app.web.errors import EXCEPTION_HANDLERS
@@ -65,6 +69,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             PublicController,
             PublicPortalController,
+            OpenStatsController,
+            RatingController,
             AuthController,
             AccountController,
             HomeController,
@@ -76,9 +82,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             InboxController,
             FlowChartController,
             OversightController,
+            SupervisionController,
+            StatsController,
             AttachmentController,
+            SatisfactionController,
             CalendarController,
             EscalationPolicyController,
+            AssessmentController,
+            AssessmentRulesController,
+            BulletinController,
             LedgerController,
             CaseFileController,
             JobController,

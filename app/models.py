@@ -1,6 +1,7 @@
 """Imports every model so that Base.metadata knows every table (for Alembic and tests)."""
 
 from app.accounts.models import User, UserSession
+from app.assessment.models import AssessmentRules, Bulletin
 from app.audit.models import AuditEvent
 from app.calendar.models import CalendarDay, CalendarYear
 from app.cases.models import Assignment, Attachment, Case, Counter, Instruction, TimelineEntry
@@ -14,9 +15,11 @@ from app.tenants.models import Membership, Section, Workspace
 
 __all__ = [
     "ApiToken",
+    "AssessmentRules",
     "Assignment",
     "Attachment",
     "AuditEvent",
+    "Bulletin",
     "CalendarDay",
     "CalendarYear",
     "Case",

@@ -95,6 +95,14 @@ class Permission(enum.StrEnum):
     CALENDAR_MANAGE = "calendar:manage"
     ESCALATION_CONFIGURE = "escalation:configure"
     CASE_TRANSFER = "case:transfer"
+    STATS_VIEW = "stats:view"  # 第六条: the centre's statistics, all units
+    STATS_VIEW_OWN = "stats:view_own"  # a unit's statistics of its own work only
+    SATISFACTION_RECORD = "satisfaction:record"
+    ASSESSMENT_VIEW = "assessment:view"  # 第二十一条: every unit's score and deductions
+    ASSESSMENT_VIEW_OWN = "assessment:view_own"  # a unit's own score and deductions only
+    ASSESSMENT_CONFIGURE = "assessment:configure"  # the centre admin's deduction rules
+    BULLETIN_VIEW = "bulletin:view"  # 通报: drafts only with assessment:view or bulletin:issue
+    BULLETIN_ISSUE = "bulletin:issue"
 
 
 ACCESS_KEY: Final = "access"

@@ -38,3 +38,14 @@ def deliver(outbox_id: int) -> None:
     from app.notify.relay import deliver as deliver_one
 
     deliver_one(outbox_id)
+
+
+@dramatiq.actor(queue_name="reports", max_retries=3)
+def generate_bulletins() -> None:
+    """通报 (第二十一条): the previous month's bulletin as a draft, if it is missing (idempotent)."""
+    from app.assessment.bulletins import ensure_monthly
+    from app.db import system_session
+
+    with system_session() as db:
+        made = ensure_monthly(db)
+        log.info("bulletin %s", made.period if made else "already there")

@@ -22,18 +22,20 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
-from app.cases.models import Case
+from app.cases.models import Assignment, Case
 from app.db import system_session
+from app.documents.models import Document
 from app.public.search import index_case
 from app.tenants.models import Workspace
 from tests.browser_support import (  # noqa: F401 - the *_fixture functions register fixtures
@@ -160,12 +162,21 @@ def site_fixture(server: str) -> dict[str, str]:
     with system_session() as db:
         withheld = db.scalar(select(Case.id).where(Case.source_id == "TL-2026-110305"))
         fees = db.scalar(select(Case.id).where(Case.source_id == "TL-2026-110306"))
+        lead = db.scalar(select(Assignment.id).where(Assignment.case_id == fees))
+    # The demo's signed reply gets its sealed PDF, as the worker would issue it: the reply page then
+    # links it with its SHA-256, and /verify finds it by number.
+    from app.documents.queue import issue
+
+    issue(f"reply_letter|assignment:{lead}")
+    with system_session() as db:
+        number = db.scalar(select(Document.number).where(Document.kind == "reply_letter"))
     pages = {
         "home": "/",
         "replies": "/replies",
         "replies-page-2": "/replies?page=2",
-        "replies-filtered": "/replies?unit=naiman&category=suggest&topic=%E4%BA%A4%E9%80%9A%E8%BF%90%E8%BE%93",
-        "replies-none": "/replies?region=%E5%BC%80%E9%B2%81%E5%8E%BF",
+        "replies-filtered": "/replies?"
+        + urlencode({"unit": "naiman", "category": "suggest", "topic": "交通运输"}),
+        "replies-none": "/replies?" + urlencode({"region": "开鲁县"}),
         "reply": f"/replies/{heating}",
         "reply-signed-demo": f"/replies/{fees}",
         "reply-private": f"/replies/{private}",
@@ -174,10 +185,11 @@ def site_fixture(server: str) -> dict[str, str]:
         "declined": f"/declined/{declined}",
         "declined-withheld": f"/declined/{withheld}",
         "search-empty": "/search",
-        "search": "/search?q=%E4%BE%9B%E6%9A%96",
-        "search-many": "/search?q=%E8%B7%AF%E6%AE%B5",
-        "search-none": "/search?q=%E6%9C%88%E7%90%83%E5%9F%BA%E5%9C%B0",
+        "search": "/search?" + urlencode({"q": "供暖"}),
+        "search-many": "/search?" + urlencode({"q": "路段"}),
+        "search-none": "/search?" + urlencode({"q": "月球基地"}),
         "verify": "/verify",
+        "verify-found": "/verify?" + urlencode({"number": number}),
         "a11y-settings": "/a11y?next=/replies",
         "not-found": "/replies/99999999",
     }
@@ -204,10 +216,28 @@ PAGE_NAMES = [
     "search-many",
     "search-none",
     "verify",
+    "verify-found",
     "a11y-settings",
     "not-found",
     "stats",
 ]
+
+
+# What each page must show for its scan to mean anything.
+SHOWS = {
+    "replies-page-2": "nav.pager a[aria-current=page]",
+    "replies-filtered": "#results .pub-item",
+    "reply": "[data-testid=reply-text]",
+    "reply-signed-demo": "[data-testid=sealed-pdf]",
+    "reply-private": "[data-testid=private-note]",
+    "reply-explanation": ".pub-note",
+    "declined": "[data-testid=decline-suggestion]",
+    "declined-withheld": "[data-testid=decline-reason]",
+    "search": "#results mark",
+    "search-many": "nav.pager",
+    "verify-found": "[data-testid=verify-found]",
+    "not-found": ".error-page",
+}
 
 
 # --- the scan --------------------------------------------------------------------------------------
@@ -245,10 +275,13 @@ def run_axe(page: Page, source: str) -> list[dict[str, Any]]:
         page.evaluate(source)
     result = page.evaluate(
         """async (tags) => {
-            const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
+            const options = {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']};
+            const r = await axe.run(document, options);
             return r.violations.map(v => ({
                 id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
-                nodes: v.nodes.map(n => ({target: n.target, summary: n.failureSummary, html: n.html.slice(0, 200)})),
+                nodes: v.nodes.map(n => ({
+                    target: n.target, summary: n.failureSummary, html: n.html.slice(0, 200),
+                })),
             }));
         }""",
         TAGS,
@@ -278,6 +311,8 @@ def test_public_page_has_no_serious_wcag_violations(
     response = page.goto(site[name])
     assert response is not None
     assert response.status == (404 if name == "not-found" else 200), (name, response.status)
+    if name in SHOWS:  # the part of the page the scan is meant to cover is there
+        expect(page.locator(SHOWS[name]).first).to_be_visible()
     mode = page.evaluate("() => document.documentElement.className") or "standard"
     violations = run_axe(page, axe)
     blocking = [v for v in violations if v["impact"] in BLOCKING]
@@ -287,6 +322,47 @@ def test_public_page_has_no_serious_wcag_violations(
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"a11y-{name}-{mode.replace(' ', '-')}.png"), full_page=True)
     assert not blocking, f"{name} ({mode}) {site[name]}:\n{describe(blocking)}"
+
+
+def _luminance(rgb: Sequence[float]) -> float:
+    def channel(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(fg: Sequence[float], bg: Sequence[float]) -> float:
+    a, b = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+def test_masthead_text_has_enough_contrast_on_its_gradient(browser: Browser, server: str) -> None:
+    """axe leaves text on a gradient "to review": check the masthead's text against every stop."""
+    ctx = _context(browser, server)
+    page = ctx.new_page()
+    page.goto("/")
+    found = page.evaluate(
+        """() => {
+            const rgb = s => (s.match(/rgba?\\([^)]*\\)/g) || []).map(c => c.match(/[\\d.]+/g).map(Number));
+            const stops = rgb(getComputedStyle(document.querySelector('.portal-header')).backgroundImage);
+            const masthead = '.portal-brand strong, .portal-brand small, .brand-mark';
+            const texts = [...document.querySelectorAll(masthead)].map(el => {
+                let opacity = 1;
+                for (let e = el; e; e = e.parentElement) opacity *= Number(getComputedStyle(e).opacity);
+                return {name: el.className || el.tagName, color: rgb(getComputedStyle(el).color)[0], opacity};
+            });
+            return {stops, texts};
+        }"""
+    )
+    ctx.close()
+    assert len(found["stops"]) >= 2 and len(found["texts"]) == 3, found
+    for item in found["texts"]:
+        alpha = item["opacity"] * (item["color"][3] if len(item["color"]) > 3 else 1)
+        for stop in found["stops"]:
+            shown = [alpha * f + (1 - alpha) * b for f, b in zip(item["color"][:3], stop[:3], strict=True)]
+            assert contrast(shown, stop) >= 4.5, (item, stop, contrast(shown, stop))
 
 
 # --- without JavaScript ----------------------------------------------------------------------------
@@ -316,7 +392,7 @@ def test_search_form_submits_without_javascript(no_js: Page, site: dict[str, str
     page.fill("#portal-q", "路段")
     page.locator("form.portal-search button[type=submit]").click()
     page.wait_for_url("**/search?q=*")
-    expect(page.locator("#results")).to_contain_text("道路1号路段坑洼需修缮")
+    expect(page.locator("#results")).to_contain_text("道路22号路段坑洼需修缮")
     page.select_option("#f-category", "complain")
     page.locator("form.pub-search-form button[type=submit]").click()
     page.wait_for_load_state()

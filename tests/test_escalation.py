@@ -266,6 +266,15 @@ def test_the_supervisor_transfers_an_urged_case_with_a_written_reason(make_clien
 
         names = {db.get(User, u).username for u in notified}  # type: ignore[union-attr]
         assert {"horqin.principal", "dc.supervisor"} <= names
+    from app.notify.models import OutboxMessage
+
+    with system_session() as db:  # the letter and the evidence pack (the case file) are queued
+        queued = set(db.scalars(select(OutboxMessage.recipient).where(OutboxMessage.channel == "document")))
+        assert f"case_file|case:{case_id}" in queued
+        assert any(
+            r.startswith("escalation_notice|escalation-key:") and r.endswith(":transfer:2026-12-04")
+            for r in queued
+        )
     again = post(
         supervisor,
         f"/oversight/{case_id}/transfer",

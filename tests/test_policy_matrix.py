@@ -23,21 +23,39 @@ GV, GA = Permission.ASSIGNMENT_VIEW, Permission.ASSIGNMENT_ACT
 CO, CI = Permission.CASE_OVERSEE, Permission.CASE_INSTRUCT
 CM = Permission.CALENDAR_MANAGE
 EC, CT = Permission.ESCALATION_CONFIGURE, Permission.CASE_TRANSFER
+SR = Permission.SATISFACTION_RECORD
+ST, SO = Permission.STATS_VIEW, Permission.STATS_VIEW_OWN
 
 # (role, kind) -> the permissions it has; every other combination is denied.
 EXPECTED: dict[tuple[Role, str], set[Permission]] = {
-    (Role.CENTRE_CLERK, "centre"): {V, CV, CR, CA},
-    (Role.CENTRE_REVIEWER, "centre"): {V, CV, CA},
-    (Role.CENTRE_ADMIN, "centre"): {V, SV, SM, AV, CV, EC},
+    (Role.CENTRE_CLERK, "centre"): {V, CV, CR, CA, SR, ST},
+    (Role.CENTRE_REVIEWER, "centre"): {V, CV, CA, SR, ST},
+    (Role.CENTRE_ADMIN, "centre"): {V, SV, SM, AV, CV, EC, ST},
     (Role.SYSTEM_ADMIN, "centre"): {V, WM, AV, AA, CM},
-    (Role.SUPERVISOR, "supervisor"): {V, CO, CT},
-    (Role.CITY_LEADER, "supervisor"): {V, CO, CI},
+    (Role.SUPERVISOR, "supervisor"): {V, CO, CT, ST},
+    (Role.CITY_LEADER, "supervisor"): {V, CO, CI, ST},
     (Role.UNIT_ADMIN, "supervisor"): {V, SV, SM, AV},
-    **{(Role.HANDLER, k): {V, GV, GA} for k in UNIT_KINDS},
-    **{(Role.DEPUTY, k): {V, SV, GV, GA} for k in UNIT_KINDS},
-    **{(Role.PRINCIPAL, k): {V, SV, GV, GA} for k in UNIT_KINDS},
-    **{(Role.UNIT_ADMIN, k): {V, SV, SM, AV, GV, GA} for k in UNIT_KINDS},
+    **{(Role.HANDLER, k): {V, GV, GA, SO} for k in UNIT_KINDS},
+    **{(Role.DEPUTY, k): {V, SV, GV, GA, SO} for k in UNIT_KINDS},
+    **{(Role.PRINCIPAL, k): {V, SV, GV, GA, SO} for k in UNIT_KINDS},
+    **{(Role.UNIT_ADMIN, k): {V, SV, SM, AV, GV, GA, SO} for k in UNIT_KINDS},
 }
+
+
+# 第二十一条: 通报 and the yearly assessment (app/assessment/) — added to the rows above.
+AS, AO, AC = Permission.ASSESSMENT_VIEW, Permission.ASSESSMENT_VIEW_OWN, Permission.ASSESSMENT_CONFIGURE
+BV, BI = Permission.BULLETIN_VIEW, Permission.BULLETIN_ISSUE
+for _key, _extra in {
+    (Role.CENTRE_CLERK, "centre"): {AS, BV},
+    (Role.CENTRE_REVIEWER, "centre"): {AS, BV},
+    (Role.CENTRE_ADMIN, "centre"): {AS, AC, BV, BI},
+    (Role.SUPERVISOR, "supervisor"): {AS, BV},
+    (Role.CITY_LEADER, "supervisor"): {AS, BV},
+    **{(Role.DEPUTY, k): {BV} for k in UNIT_KINDS},
+    **{(Role.PRINCIPAL, k): {AO, BV} for k in UNIT_KINDS},
+    **{(Role.UNIT_ADMIN, k): {AO, BV} for k in UNIT_KINDS},
+}.items():
+    EXPECTED[_key] = EXPECTED[_key] | _extra
 
 
 @pytest.mark.parametrize(("role", "kind", "permission"), list(itertools.product(Role, KINDS, Permission)))

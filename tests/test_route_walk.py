@@ -41,7 +41,8 @@ ACTORS = [
 ]
 FOREIGN = "naiman"
 # Routes whose very purpose is to look across workspaces (system administrator only).
-CROSS_WORKSPACE = {Permission.WORKSPACE_MANAGE, Permission.AUDIT_VIEW_ALL}
+# 考核 (第二十一条): the centre and 督查室 read every unit's score (/assessment/units/{id}).
+CROSS_WORKSPACE = {Permission.WORKSPACE_MANAGE, Permission.AUDIT_VIEW_ALL, Permission.ASSESSMENT_VIEW}
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,9 @@ def _fill(
     path = re.sub(r"\{section_id:int\}", str(_section_of(workspace_id)), path)
     # No jobs or documents exist in the walked database (tests/test_jobs.py, test_document_flow.py
     # walk their own): these answer as missing ones do.
-    path = re.sub(r"\{(job_id|document_id):int\}", str(MISSING), path)
+    path = re.sub(r"\{(job_id|document_id|bulletin_id):int\}", str(MISSING), path)
+    # A rating link's token (/rate/{token}): an unknown one answers as a missing object does.
+    path = path.replace("{token:str}", str(MISSING))
     return re.sub(r"\{user_id:int\}", str(user_id), path)
 
 

@@ -33,6 +33,8 @@ ACTION_LABELS = {
     "case.attachment_added": "添加附件",
     "case.duplicate_marked": "标记重复留言",
     "case.duplicate_unmarked": "取消重复标记",
+    "satisfaction.link_issued": "生成回访链接",
+    "satisfaction.rated": "满意率回访",
 }
 
 

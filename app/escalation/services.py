@@ -586,6 +586,8 @@ def transfer(
     from app.documents.queue import queue
 
     queue(db, "escalation_notice", f"escalation-key:{key}")
+    # The evidence pack (第二十条): the case file with every document, signature and step, as of now.
+    queue(db, "case_file", f"case:{case_id}", key)
     db.flush()  # inside the caller's cross-workspace block
     return escalation
 

@@ -176,3 +176,20 @@ def _case_file(db: Session, params: dict[str, Any], progress: Progress) -> Outco
         return Outcome(
             filename=f"归档_{case.source_id}.pdf", content_type="application/pdf", document_id=document.id
         )
+
+
+@handler("supervision_export")
+def _supervision_export(db: Session, params: dict[str, Any], progress: Progress) -> Outcome:
+    from app.supervision.exports import build
+
+    filename, data = build(db, params, progress)
+    return Outcome(filename=filename, content_type=XLSX, data=data)
+
+
+@handler("assessment_report")
+def _assessment_report(db: Session, params: dict[str, Any], progress: Progress) -> Outcome:
+    """第二十一条: the year's assessment for 督查室, as PDF or Excel (app/assessment/services.py)."""
+    from app.assessment.services import build_report
+
+    filename, content_type, data = build_report(db, params, progress)
+    return Outcome(filename=filename, content_type=content_type, data=data)

@@ -29,7 +29,8 @@ LIST_CACHE: Final = "public, max-age=60"
 PAGE_CACHE: Final = "public, no-cache"
 # The public pages post nothing: they are left out of the CSRF middleware, so that no response a
 # shared cache may keep sets a cookie (app.app's csrf_config).
-CSRF_EXEMPT: Final = ("^/$", "^/replies", "^/declined", "^/search", "^/sitemap\\.xml$", "^/a11y")
+# The rating page /rate/{token} posts a form: it keeps the CSRF cookie and is never cached.
+CSRF_EXEMPT: Final = ("^/$", "^/replies", "^/declined", "^/search", "^/sitemap\\.xml$", "^/a11y", "^/stats$")
 
 
 def _filters(**raw: str | None) -> queries.Filters:
@@ -196,7 +197,7 @@ class PublicPortalController(Controller):
             '<?xml version="1.0" encoding="UTF-8"?>',
             '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">',
         ]
-        for path in ("/", "/replies", "/declined"):
+        for path in ("/", "/replies", "/declined", "/stats"):
             lines.append(f"<url><loc>{xml_escape(base + path)}</loc></url>")
         for entry in queries.sitemap():
             loc, lastmod = xml_escape(base + entry.path), entry.lastmod.isoformat()

@@ -16,7 +16,13 @@ from app.web.render import environment
 A11Y_COOKIE: Final = "minpan_a11y"
 A11Y_MODES: Final = ("large", "contrast")
 
-NAV: Final = (("首页", "/"), ("答复公开", "/replies"), ("不予受理公开", "/declined"), ("留言搜索", "/search"))
+NAV: Final = (
+    ("首页", "/"),
+    ("答复公开", "/replies"),
+    ("不予受理公开", "/declined"),
+    ("留言搜索", "/search"),
+    ("办理统计", "/stats"),
+)
 
 
 def a11y_modes(request: Request[Any, Any, Any]) -> frozenset[str]:

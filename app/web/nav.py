@@ -24,6 +24,9 @@ _ITEMS: tuple[tuple[str, str, Permission], ...] = (
     ("台账", "/ledger", Permission.CASE_VIEW),
     ("承办件", "/inbox", Permission.ASSIGNMENT_VIEW),
     ("全市留言", "/oversight", Permission.CASE_OVERSEE),
+    ("督查", "/supervision", Permission.CASE_OVERSEE),
+    ("统计分析", "/stats/centre", Permission.STATS_VIEW),
+    ("本单位统计", "/stats/unit", Permission.STATS_VIEW_OWN),
     ("办理流程", "/workflow", Permission.WORKSPACE_VIEW),
     ("人员与角色", "/staff", Permission.STAFF_VIEW),
     ("操作日志", "/audit", Permission.AUDIT_VIEW),
@@ -31,6 +34,10 @@ _ITEMS: tuple[tuple[str, str, Permission], ...] = (
     ("全局日志", "/admin/audit", Permission.AUDIT_VIEW_ALL),
     ("工作日历", "/admin/calendar", Permission.CALENDAR_MANAGE),
     ("催督办规则", "/admin/escalation", Permission.ESCALATION_CONFIGURE),
+    ("考核", "/assessment", Permission.ASSESSMENT_VIEW),
+    ("本单位考核", "/assessment/mine", Permission.ASSESSMENT_VIEW_OWN),
+    ("通报", "/bulletins", Permission.BULLETIN_VIEW),
+    ("考核规则", "/admin/assessment", Permission.ASSESSMENT_CONFIGURE),
 )
 
 

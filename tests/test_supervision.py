@@ -1,0 +1,453 @@
+"""督查 and 统计分析 (第六条, 第十九条): the figures, checked against the raw rows and a known data set.
+
+On top of the demo, September 2025 gets nine hand-made cases with the edge cases (a message posted
+just after midnight Tongliao time on 1 September and one on 1 October, a reply across the National
+Day holiday, valid and invalid returns, extensions, overdue and twice-urged assignments, flags).
+The expected figures are written out from that table, or recomputed here from the raw rows in
+Python, and compared with the functions and with the cells of the rendered pages.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from app.cases.models import Assignment, Case, TimelineEntry
+from app.db import system_session
+from app.escalation.models import Escalation
+from app.escalation.services import OWED_STATES
+from app.supervision import queries, stats
+from app.tenants.models import Workspace
+from app.workflows.deadlines import add_working_days, local_date
+from tests.helpers import post, sign_in
+
+TZ = ZoneInfo("Asia/Shanghai")
+SEPT = (date(2025, 9, 1), date(2025, 9, 30))
+
+
+def _at(text: str) -> datetime:
+    """A Tongliao wall-clock time as an aware UTC datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=TZ).astimezone(UTC)
+
+
+@dataclass
+class Seed:
+    key: str
+    unit: str
+    registered: str
+    title: str
+    case_state: str = "published"
+    state: str = "closed"
+    due: date | None = None
+    signed: str | None = None
+    flag: str = ""
+    category: str = "complain"
+    topic: str = "供暖"
+    region: str = "科尔沁区"
+    actions: tuple[str, ...] = ()
+    rungs: tuple[str, ...] = ()
+
+
+def _today() -> date:
+    return local_date(datetime.now(UTC))
+
+
+def seeds() -> list[Seed]:
+    today = _today()
+    return [
+        # 00:30 on 1 September in Tongliao is still 31 August in UTC: in September.
+        Seed(
+            "c1",
+            "horqin",
+            "2025-09-01 00:30",
+            "城区供暖温度不达标",
+            due=date(2025, 9, 8),
+            signed="2025-09-04 10:00",
+        ),
+        Seed(
+            "c2",
+            "horqin",
+            "2025-09-10 09:00",
+            "小区供暖管道漏水",
+            due=date(2025, 9, 17),
+            signed="2025-09-19 10:00",
+        ),
+        # Dispatched on 30 September, signed on 9 October: one working day across 国庆.
+        Seed(
+            "c3",
+            "naiman",
+            "2025-09-30 20:00",
+            "沙漠治理资金使用",
+            due=date(2025, 10, 14),
+            signed="2025-10-09 10:00",
+            topic="生态",
+            region="奈曼旗",
+            actions=("extension_approved",),
+        ),
+        Seed(
+            "c4",
+            "naiman",
+            "2025-09-15 09:00",
+            "沙漠治理项目停工",
+            case_state="assigned",
+            state="handling",
+            due=date(2025, 9, 22),
+            topic="生态",
+            region="奈曼旗",
+            rungs=("reminder", "urge", "urge", "supervise"),
+        ),
+        Seed(
+            "c5",
+            "horqin",
+            "2025-09-20 09:00",
+            "停车收费不合理",
+            case_state="received",
+            state="returned",
+            due=date(2025, 9, 26),
+            topic="交通",
+            actions=("return_accepted",),
+        ),
+        Seed(
+            "c6",
+            "tax",
+            "2025-09-05 09:00",
+            "发票开具问题咨询",
+            case_state="assigned",
+            state="handling",
+            due=today,
+            category="consult",
+            topic="税务",
+            region="",
+            actions=("return_rejected", "extension_approved"),
+        ),
+        # 00:30 on 1 October in Tongliao: not in September.
+        Seed(
+            "c7",
+            "naiman",
+            "2025-10-01 00:30",
+            "道路停车位不足",
+            case_state="assigned",
+            state="handling",
+            due=today + timedelta(days=30),
+            flag="perfunctory",
+            topic="交通",
+            region="奈曼旗",
+            rungs=("reminder",),
+        ),
+        Seed(
+            "c8",
+            "",
+            "2025-09-12 09:00",
+            "无实质内容",
+            case_state="declined",
+            state="",
+            category="consult",
+            topic="",
+        ),
+        Seed(
+            "c9",
+            "horqin",
+            "2025-09-25 09:00",
+            "供暖收费标准",
+            due=date(2025, 10, 10),
+            signed="2025-09-26 10:00",
+            flag="off_topic",
+        ),
+    ]
+
+
+def _load() -> dict[str, int]:
+    ids: dict[str, int] = {}
+    with system_session() as db:
+        ws = {w.slug: w.id for w in db.scalars(select(Workspace))}
+        for n, s in enumerate(seeds()):
+            registered = _at(s.registered)
+            dispatched = registered + timedelta(hours=1) if s.unit else None
+            case = Case(
+                workspace_id=ws["portal-centre"],
+                state=s.case_state,
+                board="mayor",
+                source_id=f"sup-{s.key}",
+                title=s.title,
+                body=f"{s.title}，请相关部门尽快处理。",
+                posted_at=registered,
+                category=s.category,
+                topic=s.topic,
+                region=s.region,
+                registered_at=registered,
+                dispatched_at=dispatched,
+                due_date=s.due,
+                sheet_number=f"督测〔2025〕{n + 1}号" if s.unit else None,
+                quality_flag=s.flag,
+                decline_reason="unlawful_abusive" if not s.unit else "",
+            )
+            db.add(case)
+            db.flush()
+            ids[s.key] = case.id
+            if not s.unit:
+                continue
+            assert dispatched is not None and s.due is not None
+            unit = ws[s.unit]
+            assignment = Assignment(
+                workspace_id=unit,
+                case_id=case.id,
+                is_lead=True,
+                state=s.state,
+                sheet_number=case.sheet_number,
+                title=s.title,
+                body=case.body,
+                category=s.category,
+                posted_at=registered,
+                dispatched_at=dispatched,
+                due_date=s.due,
+                quality_flag=s.flag,
+                signed_at=_at(s.signed) if s.signed else None,
+            )
+            db.add(assignment)
+            db.flush()
+            for action in s.actions:
+                db.add(
+                    TimelineEntry(
+                        workspace_id=unit, case_id=case.id, assignment_id=assignment.id, action=action
+                    )
+                )
+            for i, rung in enumerate(s.rungs):
+                db.add(
+                    Escalation(
+                        workspace_id=unit,
+                        key=f"sup:{s.key}:{i}",
+                        assignment_id=assignment.id,
+                        case_id=case.id,
+                        rung=rung,
+                        ordinal=i,
+                        number=f"{rung}〔2025〕{n}{i}号",
+                        due_date=s.due,
+                        issued_on=s.due,
+                        issued_at=_at(f"{s.due} 09:00") + timedelta(days=i),
+                    )
+                )
+    return ids
+
+
+@pytest.fixture()
+def seeded(demo: None) -> dict[str, int]:
+    return _load()
+
+
+def _unit(slug: str) -> int:
+    with system_session() as db:
+        found = db.scalar(select(Workspace.id).where(Workspace.slug == slug))
+    assert found
+    return found
+
+
+# --- the expected figures, from the raw rows ------------------------------------------------------
+
+
+def expected_counts(today: date, unit: int | None = None) -> dict[str, int]:
+    """The dashboard's definitions, applied row by row in Python."""
+    soon = add_working_days(today, 1)
+    with system_session() as db:
+        cases = {c.id: c for c in db.scalars(select(Case))}
+        leads = list(db.scalars(select(Assignment).where(Assignment.is_lead.is_(True))))
+        entries = {(e.assignment_id, e.action) for e in db.scalars(select(TimelineEntry))}
+        rungs = {(e.assignment_id, e.rung) for e in db.scalars(select(Escalation))}
+    counts = dict.fromkeys(queries.STATUSES, 0)
+    for a in leads:
+        case = cases[a.case_id]
+        if case.state not in ("received", "assigned") or (unit is not None and a.workspace_id != unit):
+            continue
+        owed = a.state in OWED_STATES
+        hits = {
+            "open": owed,
+            "due_soon": owed and today <= a.due_date <= soon,
+            "overdue": owed and a.due_date < today,
+            "returned": a.state == "return_requested" or (a.state == "returned" and case.state == "received"),
+            "extended": owed and (a.id, "extension_approved") in entries,
+            **{r: owed and (a.id, r) in rungs for r in queries.RUNG_ORDER},
+        }
+        for key, hit in hits.items():
+            counts[key] += int(hit)
+    return counts
+
+
+def _cells(html: str, testid: str, row: str | None = None) -> list[int]:
+    table = re.search(rf'data-testid="{testid}".*?</table>', html, re.S)
+    assert table, testid
+    text = table.group(0)
+    if row is not None:
+        found = re.search(rf'<tr data-key="{re.escape(row)}">(.*?)</tr>', text, re.S)
+        assert found, row
+        text = found.group(1)
+    return [int(n) for n in re.findall(r'<td class="num">(?:<a [^>]*>)?(\d+)', text)]
+
+
+# --- the dashboard --------------------------------------------------------------------------------
+
+
+def test_dashboard_counts_match_the_raw_rows(seeded: dict[str, int], client) -> None:  # type: ignore[no-untyped-def]
+    today = _today()
+    naiman = _unit("naiman")
+    with system_session() as db:
+        totals = queries.totals(db, today)
+        by_unit = {r.key: r.counts for r in queries.breakdown(db, "unit", today)}
+        by_region = {r.key: r.counts for r in queries.breakdown(db, "region", today)}
+    assert totals == expected_counts(today)
+    assert by_unit[str(naiman)] == expected_counts(today, naiman)
+    # Known by construction: naiman's c4 is overdue, urged twice and supervised; c7 is reminded.
+    assert by_unit[str(naiman)]["overdue"] >= 1 and by_unit[str(naiman)]["supervise"] == 1
+    assert by_unit[str(_unit("tax"))]["due_soon"] >= 1 and by_unit[str(_unit("tax"))]["extended"] == 1
+    assert by_unit[str(_unit("horqin"))]["returned"] == 1
+    assert sum(r["open"] for r in by_region.values()) == totals["open"]
+
+    sign_in(client, "dc.supervisor")
+    page = client.get("/supervision")
+    assert page.status_code == 200
+    assert _cells(page.text, "totals") == [totals[k] for k in queries.STATUSES]
+    assert _cells(page.text, "by-unit", str(naiman)) == [by_unit[str(naiman)][k] for k in queries.STATUSES]
+    assert '<script type="application/json" id="supervision-data">' in page.text
+
+
+def test_a_count_opens_the_list_of_its_cases(seeded: dict[str, int], client) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, "dc.supervisor")
+    naiman = _unit("naiman")
+    page = client.get(f"/supervision/cases?status=overdue&unit={naiman}")
+    assert page.status_code == 200
+    assert "沙漠治理项目停工" in page.text and f'href="/oversight/{seeded["c4"]}"' in page.text
+    assert "道路停车位不足" not in page.text  # open, but not overdue
+    # An empty region is a value of its own (tax's c6 has none).
+    blank = client.get("/supervision/cases?status=open&region=")
+    assert "发票开具问题咨询" in blank.text and "沙漠治理项目停工" not in blank.text
+    assert client.get(f"/oversight/{seeded['c4']}").status_code == 200
+
+
+def test_the_supervision_office_only(seeded: dict[str, int], make_client) -> None:  # type: ignore[no-untyped-def]
+    for username, code in (("horqin.handler", 403), ("zx.clerk", 403), ("city.leader", 200)):
+        c = make_client()
+        sign_in(c, username)
+        assert c.get("/supervision", follow_redirects=False).status_code == code, username
+        assert c.get("/supervision/quality", follow_redirects=False).status_code == code, username
+
+
+# --- 第十九条 ---------------------------------------------------------------------------------------
+
+
+def test_quality_list_shows_each_flag_and_the_highest_rung(seeded: dict[str, int], client) -> None:  # type: ignore[no-untyped-def]
+    with system_session() as db:
+        rows = {r.case_id: r for r in queries.quality_list(db, _today())}
+    assert set(rows) == {seeded["c4"], seeded["c7"], seeded["c9"]}
+    assert rows[seeded["c4"]].flags == ("overdue", "long_urged")
+    assert rows[seeded["c4"]].top_rung == "supervise" and rows[seeded["c4"]].urges_without_result == 2
+    assert rows[seeded["c7"]].flags == ("perfunctory",) and rows[seeded["c7"]].top_rung == "reminder"
+    assert rows[seeded["c9"]].flags == ("off_topic",) and rows[seeded["c9"]].top_rung is None
+
+    sign_in(client, "dc.supervisor")
+    html = client.get("/supervision/quality").text
+    row = re.search(rf'<tr data-case="{seeded["c4"]}">(.*?)</tr>', html, re.S)
+    assert row and "逾期办理" in row.group(1) and "久催不办" in row.group(1) and "督办单" in row.group(1)
+    assert f'href="/oversight/{seeded["c4"]}"' in row.group(1)
+    assert "敷衍塞责" in html and "答非所问" in html
+
+
+# --- 统计分析 ---------------------------------------------------------------------------------------
+
+
+def test_centre_statistics_of_september(seeded: dict[str, int], client) -> None:  # type: ignore[no-untyped-def]
+    with system_session() as db:
+        s = stats.period_stats(db, *SEPT, _today())
+    # c1–c6, c8, c9; c7 was posted at 00:30 on 1 October in Tongliao.
+    assert (s.volume, s.declined, s.dispatched) == (8, 1, 7)
+    # Replies: c1 3 working days, c2 7, c3 1 (国庆 in between), c9 1.
+    assert (s.replied, s.median_days, s.average_days) == (4, 2.0, 3.0)
+    # On time c1, c3, c9; late c2 (after its due date) and c4 (still owed, past it).
+    assert (s.on_time, s.late, s.on_time_rate) == (3, 2, 60.0)
+    assert (s.returns_valid, s.returns_invalid, s.extensions) == (1, 1, 2)
+    assert dict((k, n) for k, _, n in s.by_category) == {"complain": 6, "consult": 2}
+    assert dict((k, n) for k, _, n in s.by_region)["奈曼旗"] == 2
+    assert dict(s.hot_terms)["供暖"] == 3 and dict(s.hot_terms)["沙漠"] == 2
+
+    sign_in(client, "dc.supervisor")
+    html = client.get("/stats/centre?start=2025-09-01&end=2025-09-30").text
+    assert '<th scope="row">按时答复率（%）</th><td class="num">60.0</td>' in html
+    assert '<th scope="row">留言总量</th><td class="num">8</td>' in html
+    assert "沙漠" in html and "供暖" in html
+    assert client.get("/stats/centre?start=2025-09-30&end=2025-09-01").status_code == 422
+
+
+def test_a_unit_sees_its_own_statistics_only(seeded: dict[str, int], make_client) -> None:  # type: ignore[no-untyped-def]
+    with system_session() as db:
+        s = stats.period_stats(db, *SEPT, _today(), unit_id=_unit("horqin"))
+    assert (s.volume, s.replied, s.median_days, s.on_time, s.late) == (4, 3, 3.0, 2, 1)
+    assert (s.returns_valid, s.returns_invalid, s.extensions) == (1, 0, 0)
+
+    horqin = make_client()
+    sign_in(horqin, "horqin.handler")
+    html = horqin.get("/stats/unit?start=2025-09-01&end=2025-09-30").text
+    assert '<th scope="row">留言总量</th><td class="num">4</td>' in html
+    assert "供暖" in html and "沙漠" not in html  # naiman's words never reach horqin
+    assert horqin.get("/stats/centre", follow_redirects=False).status_code == 403
+
+    naiman = make_client()
+    sign_in(naiman, "naiman.principal")
+    html = naiman.get("/stats/unit?start=2025-09-01&end=2025-09-30").text
+    assert "沙漠" in html and "供暖" not in html
+    assert '<th scope="row">留言总量</th><td class="num">2</td>' in html
+
+
+def test_hot_terms_leave_out_stopwords() -> None:
+    texts = ["请问供暖什么时候开始", "供暖温度太低了", "您好，停车难"]
+    assert stats.hot_terms(texts) == [("供暖", 2)]
+    assert "请问" not in stats.bigrams("请问您好")
+
+
+# --- Excel, through a job -------------------------------------------------------------------------
+
+
+def _download(client, response) -> bytes:  # type: ignore[no-untyped-def]
+    from app.jobs import services as jobs
+
+    assert response.status_code == 303, response.text
+    job_id = int(response.headers["location"].rsplit("/", 1)[1])
+    jobs.run(job_id)
+    assert "已完成" in client.get(f"/jobs/{job_id}").text
+    data = client.get(f"/jobs/{job_id}/download")
+    assert data.status_code == 200
+    return data.content
+
+
+def test_exports_are_jobs_with_the_same_figures(seeded: dict[str, int], make_client) -> None:  # type: ignore[no-untyped-def]
+    supervisor = make_client()
+    sign_in(supervisor, "dc.supervisor")
+    book = load_workbook(
+        io.BytesIO(_download(supervisor, post(supervisor, "/supervision/export", {"table": "dashboard"})))
+    )
+    with system_session() as db:
+        totals = queries.totals(db, _today())
+    assert [c.value for c in book["合计"][2]][1:] == [totals[k] for k in queries.STATUSES]
+
+    book = load_workbook(
+        io.BytesIO(
+            _download(
+                supervisor,
+                post(supervisor, "/stats/centre/export", {"start": "2025-09-01", "end": "2025-09-30"}),
+            )
+        )
+    )
+    summary = {row[0].value: row[1].value for row in book["概况"].iter_rows()}
+    assert summary["留言总量"] == 8 and summary["按时答复率（%）"] == 60.0
+
+    # A unit's export is its own, whatever the form says.
+    horqin = make_client()
+    sign_in(horqin, "horqin.handler")
+    form = {"start": "2025-09-01", "end": "2025-09-30", "unit_id": str(_unit("naiman"))}
+    book = load_workbook(io.BytesIO(_download(horqin, post(horqin, "/stats/unit/export", form))))
+    summary = {row[0].value: row[1].value for row in book["概况"].iter_rows()}
+    assert summary["留言总量"] == 4
+    assert "沙漠" not in [row[0].value for row in book["热点词"].iter_rows()]
