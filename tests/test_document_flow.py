@@ -42,7 +42,9 @@ def _fees() -> tuple[int, int]:
         return case.id, lead.id
 
 
-def test_a_dispatch_queues_the_assignment_sheets_and_the_workers_issue_them(make_client, worker) -> None:  # type: ignore[no-untyped-def]
+def test_a_dispatch_queues_the_assignment_sheets_and_the_workers_issue_them(
+    make_client, worker, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     with system_session() as db:
         case = db.scalar(select(Case).where(Case.state == "received"))
         assert case is not None
@@ -55,18 +57,24 @@ def test_a_dispatch_queues_the_assignment_sheets_and_the_workers_issue_them(make
 
     with system_session() as db:
         horqin = db.scalar(select(Workspace.id).where(Workspace.slug == "horqin"))
-    response = post(
-        clerk,
-        f"/cases/{case_id}/act/dispatch",
-        {"version": version, "lead_unit_id": str(horqin), "instructions": "请按时办理。"},
-    )
+    import tasks.actors
+
+    with monkeypatch.context() as patch:  # hold the hand-off, to see what the request itself did
+        patch.setattr(tasks.actors.deliver, "send", lambda *args: None)
+        response = post(
+            clerk,
+            f"/cases/{case_id}/act/dispatch",
+            {"version": version, "lead_unit_id": str(horqin), "instructions": "请按时办理。"},
+        )
     assert response.status_code == 303, response.text
     with system_session() as db:
         queued = db.scalars(select(OutboxMessage.key).where(OutboxMessage.channel == "document")).all()
         assert len(queued) == 1 and queued[0].startswith(f"doc:assignment_sheet:sheets:{case_id}:")
         assert db.scalar(select(func.count()).select_from(Document)) == 0  # the page did not render
-    assert _run_queued_documents(worker) == 0  # handed to the workers at the commit already
+    assert _run_queued_documents(worker) == 1  # the relay hands it out; a worker renders it
+    assert _run_queued_documents(worker) == 0  # once
     with system_session() as db:
+        assert len(db.scalars(select(Document.id).where(Document.kind == "assignment_sheet")).all()) == 1
         sheet = db.scalar(select(Document).where(Document.kind == "assignment_sheet"))
         assert sheet is not None and sheet.workspace_id == horqin and sheet.number.startswith("通留〔2026〕")
         sheet_id = sheet.id
