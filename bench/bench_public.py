@@ -414,7 +414,7 @@ def main() -> None:
         sql_ms: dict[str, list[float]] = {name: [] for name, _, _ in pages}
         sizes: dict[str, int] = {}
         totals: dict[str, str] = {}
-        spent: Counter[str] = Counter()
+        spent: dict[str, float] = dict.fromkeys(page_ms, 0.0)  # seconds
         timed_out: set[str] = set()
         with httpx.Client(base_url=app_url, timeout=args.budget * 3) as client:
             for run in range(args.search_runs + 1):

@@ -561,9 +561,10 @@ def marker_text(total: int) -> str:
 
 
 def _comment(conn: Any, name: str) -> str | None:
-    return conn.execute(
+    comment = conn.execute(
         text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :n"), {"n": name}
     ).scalar()
+    return str(comment) if comment is not None else None
 
 
 def ensure_database(fresh: bool) -> bool:

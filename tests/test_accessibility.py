@@ -61,9 +61,8 @@ DECLINED_TITLE = "反映外省企业拖欠工资"
 
 def axe_source() -> str:
     """The vendored axe-core, after checking it against its recorded SHA-256."""
-    sums = dict(
-        reversed(line.split()) for line in (A11Y_DIR / "SHA256SUMS").read_text().splitlines() if line.strip()
-    )
+    lines = (A11Y_DIR / "SHA256SUMS").read_text().split("\n")
+    sums = {name: digest for digest, name in (line.split() for line in lines if line.strip())}
     data = (A11Y_DIR / AXE_FILE).read_bytes()
     assert hashlib.sha256(data).hexdigest() == sums[AXE_FILE], f"{AXE_FILE} does not match SHA256SUMS"
     return data.decode()
