@@ -69,6 +69,7 @@ ESCALATION_COLUMNS = (
     "issued_at",
     "reason",
     "addressee",
+    "fanned_out_at",
 )
 CASE_ID_BASE = 10_000_000  # far above the demo's cases
 
@@ -332,6 +333,7 @@ def seed(total: int, today: date | None = None, *, fresh: bool = False, batch: i
                         "issued_at": stamps[day],
                         "reason": "",
                         "addressee": "",
+                        "fanned_out_at": stamps[day],  # fanned out that morning
                     },
                     ESCALATION_COLUMNS,
                 )
@@ -352,6 +354,14 @@ def seed(total: int, today: date | None = None, *, fresh: bool = False, batch: i
                 ),
                 {"s": series, "y": year, "v": value},
             )
+        # The deadlines already supervised leave the sweep's reading (as issue_many sets it).
+        conn.execute(
+            text(
+                "UPDATE assignments a SET supervised_for = a.due_date WHERE EXISTS (SELECT 1 "
+                "FROM escalations e WHERE e.assignment_id = a.id AND e.rung = 'supervise' "
+                "AND e.due_date = a.due_date)"
+            )
+        )
         for table in ("cases", "assignments", "escalations"):
             conn.execute(
                 text(

@@ -200,7 +200,7 @@ def play_story() -> dict[str, Any]:
         ids["fees_lead"] = _lead(db, fees).id
         ids["supervisor"] = _person(db, "dc.supervisor", "city-office").user_id
     for day in (date(2026, 12, 3), date(2026, 12, 7), date(2026, 12, 9)):  # 提醒, 催办, 催办 (2nd) + 督办
-        sweep(day)
+        sweep(day, fan_out_now=True)
     with system_session() as db:
         transfer(
             db,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from app.accounts.models import User
 from app.cases.models import Assignment
 from app.db import system_session
 from app.escalation.models import Escalation, Notification
 from app.escalation.services import rungs_due, sweep
+from app.tenants.models import Workspace
 from tests.helpers import sign_in
 
 
@@ -46,7 +48,7 @@ def test_a_simulated_fortnight_issues_each_rung_once_on_its_day(demo, make_clien
     day = date(2026, 11, 30)
     while day <= date(2026, 12, 13):
         for _ in range(2):  # the sweep running twice a day changes nothing the second time
-            sweep(day)
+            sweep(day, fan_out_now=True)
         with system_session() as db:
             for e in db.scalars(select(Escalation)):
                 issued.setdefault((e.assignment_id, e.rung, e.ordinal), e.issued_on)
@@ -67,16 +69,29 @@ def test_a_simulated_fortnight_issues_each_rung_once_on_its_day(demo, make_clien
         numbers = {e.number for e in db.scalars(select(Escalation))}
         assert numbers >= {"提醒〔2026〕1号", "提醒〔2026〕2号", "催办〔2026〕4号", "督办〔2026〕2号"}
         assert "催办〔2026〕5号" not in numbers  # no gaps, no duplicates
-        heating_notes = db.scalars(select(Notification).where(Notification.link == f"/inbox/{h}")).all()
-        assert len(heating_notes) == 4  # to the unit's principal, one per rung
+        # The unit's principal is told of each rung once: alone when it is the unit's only rung of
+        # the sweep, in one digest with the unit's other rungs of the sweep otherwise.
+        principal_id = db.scalar(select(User.id).where(User.username == "horqin.principal"))
+        notes = db.scalars(select(Notification).where(Notification.user_id == principal_id)).all()
+        heating = select(Escalation.number).where(Escalation.assignment_id == h)
+        heating_numbers = list(db.scalars(heating))
+        assert len(heating_numbers) == 4
+        for number in heating_numbers:
+            assert sum(number in n.text for n in notes) == 1, number
+        alone = [n for n in notes if n.link == f"/inbox/{h}"]
+        assert [n.text[:5] for n in alone] == ["【提醒单】", "【催办单】"]  # 12月3日, 12月7日
+        digest = [n for n in notes if "督办事项汇总" in n.text]
+        assert len(digest) == 1 and digest[0].link == "/inbox"  # 12月9日: the 2nd 催办 and the 督办
+        assert "催办单1件、督办单1件" in digest[0].text and "（第2次催办）" in digest[0].text
+        unread = len(notes)
     principal = make_client()
     sign_in(principal, "horqin.principal")
     page = principal.get(f"/inbox/{h}").text
     assert "提醒单" in page and "催办单" in page and "督办单" in page and "催办单（第2次）" in page
     bell = principal.get("/ws").text
-    assert 'aria-label="4 条未读"' in bell
-    notes = principal.get("/notifications").text
-    assert "【督办单】" in notes and "明仁小区供暖温度不达标" in notes
+    assert f'aria-label="{unread} 条未读"' in bell
+    notes_page = principal.get("/notifications").text
+    assert "【督办事项汇总】" in notes_page and "明仁小区供暖温度不达标" in notes_page
     # Another unit's principal sees none of it.
     other = make_client()
     sign_in(other, "naiman.principal")
@@ -235,7 +250,7 @@ def test_the_supervisor_transfers_an_urged_case_with_a_written_reason(make_clien
         {"assignment_id": str(lead_id), "reason": "久催不办，群众反映强烈，造成不良影响。"},
     )
     assert refused.status_code == 422 and "只能移交已经催办或督办" in refused.text
-    sweep(date(2026, 12, 9))  # 催办 and 督办
+    sweep(date(2026, 12, 9), fan_out_now=True)  # 催办 and 督办
     page = supervisor.get(f"/oversight/{case_id}").text
     assert "发出移交函" in page and "督办〔2026〕1号" in page
     short = post(
@@ -352,3 +367,130 @@ def test_two_sweeps_at_the_same_moment_issue_each_rung_once(demo) -> None:  # ty
         numbers = db.scalars(select(Escalation.number)).all()
     assert len(keys) == len(set(keys)) == sum(r.total for r in results) > 0
     assert len(numbers) == len(set(numbers))
+
+
+def test_the_sweep_decides_in_one_transaction_and_the_workers_fan_out_each_unit_once(demo, worker) -> None:  # type: ignore[no-untyped-def]
+    """The sweep commits the rungs and one fan-out job per unit; a worker writes the timeline, the
+    principal's notice, the audit event and the document to render; running it again (a
+    redelivery, two workers at once) adds nothing."""
+    import threading
+
+    from app.audit.models import AuditEvent
+    from app.cases.models import TimelineEntry
+    from app.escalation.services import fan_out
+    from app.notify.models import OutboxMessage
+
+    with system_session() as db:
+        leads = list(
+            db.scalars(select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending"))
+        )
+        for a in leads:
+            a.due_date = date(2026, 12, 4)
+    result = sweep(date(2026, 12, 7))  # the first overdue day: a 催办单 each
+    assert result.issued["urge"] == len(leads) > 0
+    with system_session() as db:
+        assert (
+            db.scalar(select(func.count()).select_from(TimelineEntry).where(TimelineEntry.action == "urge"))
+            == 0
+        )
+        jobs = db.scalars(select(OutboxMessage).where(OutboxMessage.channel == "fanout")).all()
+        assert sorted(int(j.recipient) for j in jobs) == sorted(result.workspaces)
+    worker()  # the after-commit hand-off: the workers run the fan-out jobs
+    with system_session() as db:
+        urged = db.scalars(select(TimelineEntry).where(TimelineEntry.action == "urge")).all()
+        assert len(urged) == len(leads)
+        assert all(e.fanned_out_at is not None for e in db.scalars(select(Escalation)))
+        audits = db.scalars(select(AuditEvent).where(AuditEvent.action == "escalation.issued")).all()
+        assert sorted(a.workspace_id for a in audits) == sorted(result.workspaces)
+        assert sum(len(a.detail["numbers"]) for a in audits) == len(leads)
+        notes = db.scalar(select(func.count()).select_from(Notification))
+    # Again, twice at the same moment: nothing more.
+    barrier = threading.Barrier(2)
+    counts: list[int] = []
+
+    def again(workspace_id: int) -> None:
+        barrier.wait()
+        counts.append(fan_out(workspace_id))
+
+    unit = min(result.workspaces)
+    threads = [threading.Thread(target=again, args=(unit,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert counts == [0, 0]
+    with system_session() as db:
+        assert len(db.scalars(select(TimelineEntry).where(TimelineEntry.action == "urge")).all()) == len(
+            leads
+        )
+        assert db.scalar(select(func.count()).select_from(Notification)) == notes
+
+
+def test_a_principal_gets_one_digest_for_many_rungs_of_one_sweep(demo) -> None:  # type: ignore[no-untyped-def]
+    from app.escalation.services import DIGEST_LINES, fan_out
+    from app.notify.models import OutboxMessage
+
+    with system_session() as db:
+        lead = db.scalar(
+            select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending").limit(1)
+        )
+        assert lead is not None
+        unit = lead.workspace_id
+        for a in db.scalars(select(Assignment).where(Assignment.is_lead.is_(True))):
+            a.due_date = date(2027, 3, 1)  # test set-up: everything else out of the way
+        # Test set-up: many owed lead assignments of one unit, all due on the same day.
+        copies = []
+        for n in range(DIGEST_LINES + 5):
+            copy = Assignment(
+                **{
+                    c.key: getattr(lead, c.key)
+                    for c in Assignment.__table__.columns
+                    if c.key not in ("id", "round", "supervised_for")
+                },
+                round=100 + n,
+            )
+            copy.due_date = date(2026, 12, 4)
+            copies.append(copy)
+        db.add_all(copies)
+        principal = db.scalar(select(User.id).where(User.username == "horqin.principal"))
+        assert db.get(Workspace, unit).short_name == "科尔沁区"  # type: ignore[union-attr]
+    result = sweep(date(2026, 12, 7))
+    assert result.issued["urge"] == DIGEST_LINES + 5 and result.workspaces == {unit}
+    assert fan_out(unit) == DIGEST_LINES + 5
+    with system_session() as db:
+        notes = db.scalars(select(Notification).where(Notification.user_id == principal)).all()
+        assert len(notes) == 1  # one notice, not 35
+        text = notes[0].text
+        assert text.startswith(f"【督办事项汇总】本次共{DIGEST_LINES + 5}件：催办单{DIGEST_LINES + 5}件。")
+        assert text.count("【催办单】") == DIGEST_LINES and "……另有5件" in text
+        mails = db.scalars(
+            select(OutboxMessage).where(OutboxMessage.channel == "email", OutboxMessage.key.like("digest:%"))
+        ).all()
+        assert len(mails) == 1
+
+
+def test_a_supervised_deadline_leaves_the_sweep_until_an_extension_moves_it(demo) -> None:  # type: ignore[no-untyped-def]
+    """督办 once per deadline: supervised_for keeps the assignment out of the sweep's reading; an
+    approved extension (a new due date) puts it back on the ladder for the new deadline."""
+    from app.escalation.services import Thresholds, due_rows_query
+
+    with system_session() as db:
+        a = db.scalar(
+            select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending").limit(1)
+        )
+        assert a is not None
+        for other in db.scalars(select(Assignment).where(Assignment.id != a.id)):
+            other.due_date = date(2027, 3, 1)  # test set-up: out of the way
+        a.due_date = date(2026, 12, 4)
+        a_id = a.id
+    assert sweep(date(2026, 12, 9), fan_out_now=True).issued["supervise"] == 1
+    with system_session() as db:
+        assert db.get_one(Assignment, a_id).supervised_for == date(2026, 12, 4)
+        assert a_id not in {r.id for r in db.execute(due_rows_query(date(2026, 12, 14), Thresholds()))}
+    assert sweep(date(2026, 12, 14)).total == 0
+    with system_session() as db:
+        db.get_one(Assignment, a_id).due_date = date(2026, 12, 16)  # test set-up: extended
+    assert sweep(date(2026, 12, 15)).issued == {"reminder": 1, "urge": 0, "supervise": 0}
+    assert sweep(date(2026, 12, 21)).issued["supervise"] == 1  # the new deadline's own 督办
+    with system_session() as db:
+        assert db.get_one(Assignment, a_id).supervised_for == date(2026, 12, 16)

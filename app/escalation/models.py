@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -43,11 +43,21 @@ class Escalation(WorkspaceOwned, Base):
     """
 
     __tablename__ = "escalations"
-    __table_args__ = (Index("ix_escalations_assignment_rung_due", "assignment_id", "rung", "due_date"),)
+    __table_args__ = (
+        Index("ix_escalations_assignment_rung_due", "assignment_id", "rung", "due_date"),
+        # The rungs whose timeline entry, notices and document are still to be written (fan_out).
+        Index(
+            "ix_escalations_fan_out",
+            "workspace_id",
+            "id",
+            postgresql_where=text("fanned_out_at IS NULL"),
+            sqlite_where=text("fanned_out_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(80), unique=True)
-    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), index=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     rung: Mapped[str] = mapped_column(String(20))  # reminder | urge | supervise | transfer
     ordinal: Mapped[int] = mapped_column(Integer, default=1)  # the n-th 催办 of this deadline
@@ -55,6 +65,8 @@ class Escalation(WorkspaceOwned, Base):
     due_date: Mapped[date] = mapped_column(Date)
     issued_on: Mapped[date] = mapped_column(Date)
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When fan_out wrote its timeline entry, notices, audit event and document (NULL: pending).
+    fanned_out_at: Mapped[datetime | None] = mapped_column(default=None)
     # 移交函 (第二十条): the supervisor's decision, its written reason and the addressee.
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reason: Mapped[str] = mapped_column(Text, default="")

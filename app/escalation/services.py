@@ -21,11 +21,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Table, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.audit.models import AuditEvent
 from app.calendar import days
 from app.cases.models import Assignment, Case, TimelineEntry
 from app.db import system_session, utcnow
@@ -104,6 +103,7 @@ class Thresholds:
 class SweepResult:
     issued: dict[str, int] = field(default_factory=lambda: {rung: 0 for rung in RUNGS if rung != "transfer"})
     publication_overdue: int = 0
+    workspaces: set[int] = field(default_factory=set)  # units given a rung (one fan-out job each)
 
     @property
     def total(self) -> int:
@@ -280,15 +280,23 @@ def due_rows_query(today: date, t: Thresholds) -> Any:
         Assignment.state.in_(OWED_STATES),
         Assignment.is_lead.is_(True),
         Assignment.due_date <= horizon,
+        # Read through ix_assignments_sweep: only what is still on the ladder (migration 0019).
+        Assignment.supervised_for.is_distinct_from(Assignment.due_date),
         ~exists().where(
             Escalation.assignment_id == Assignment.id, Escalation.rung == "supervise", same_deadline
         ),
     )
 
 
-def sweep(today: date) -> SweepResult:
+def sweep(today: date, *, fan_out_now: bool = False) -> SweepResult:
     """Issue every rung due on ``today``. Safe to run any number of times, concurrently too: the
-    policy row is locked for the whole transaction and every rung has a unique key."""
+    policy row is locked for the whole transaction and every rung has a unique key.
+
+    The sweep decides and records the rungs (escalation rows with their numbers) and queues, in
+    the same transaction, one fan-out job per unit that writes the rest (timeline, notices,
+    audit, documents: ``fan_out``), run by the workers in parallel. ``fan_out_now`` runs those
+    jobs here after the commit instead (the command line, tests); the queued jobs then find
+    nothing left to do."""
     result = SweepResult()
     with system_session() as db:
         t = _lock(db)
@@ -308,8 +316,11 @@ def sweep(today: date) -> SweepResult:
             ):
                 planned.append((row, rung, ordinal))
                 result.issued[rung] += 1
-        issue_many(db, planned, today)
+        result.workspaces = issue_many(db, planned, today)
         result.publication_overdue = _publication_overdue(db, today)
+    if fan_out_now:
+        for workspace_id in sorted(result.workspaces):
+            fan_out(workspace_id)
     return result
 
 
@@ -343,39 +354,28 @@ def _people(db: Session, workspace_ids: Iterable[int], roles: Sequence[str]) -> 
     return found
 
 
-def issue_many(db: Session, planned: Sequence[tuple[Any, str, int]], today: date) -> None:
-    """Record the planned rungs in bulk: escalation rows with their numbers, timeline entries,
-    notifications to the units' principals (and the outbox), audit events."""
+def issue_many(db: Session, planned: Sequence[tuple[Any, str, int]], today: date) -> set[int]:
+    """Record the planned rungs in bulk — escalation rows with their numbers, ``supervised_for``
+    of the assignments given a 督办单 — and queue one fan-out job per unit (``fan_out``).
+    Returns the units' workspace ids. Does not commit."""
     if not planned:
-        return
+        return set()
     now = utcnow()
     numbers: dict[str, list[str]] = {}
     for rung in RUNGS:
         count = sum(1 for _, r, _ in planned if r == rung)
         if count:
             numbers[rung] = allocate_numbers(db, RUNGS[rung][1], today.year, count)
-    names = dict(
-        db.execute(
-            select(Workspace.id, Workspace.short_name).where(
-                Workspace.id.in_({row.workspace_id for row, *_ in planned})
-            )
-        ).all()
-    )
-    principals = _people(db, names, (Role.PRINCIPAL.value,))
     escalations: list[dict[str, Any]] = []
-    timeline: list[dict[str, Any]] = []
-    audit: list[dict[str, Any]] = []
-    notices: list[Notice] = []
+    supervised: list[dict[str, Any]] = []
     taken = {rung: 0 for rung in numbers}
     for row, rung, ordinal in planned:
         number = numbers[rung][taken[rung]]
         taken[rung] += 1
-        key = _key(row.id, rung, row.due_date, ordinal)
-        text = _text(rung, number, row.sheet_number, row.title, row.due_date, ordinal)
         escalations.append(
             {
                 "workspace_id": row.workspace_id,
-                "key": key,
+                "key": _key(row.id, rung, row.due_date, ordinal),
                 "assignment_id": row.id,
                 "case_id": row.case_id,
                 "rung": rung,
@@ -386,47 +386,153 @@ def issue_many(db: Session, planned: Sequence[tuple[Any, str, int]], today: date
                 "issued_at": now,
             }
         )
-        timeline.append(
-            {
-                "workspace_id": row.workspace_id,
-                "case_id": row.case_id,
-                "assignment_id": row.id,
-                "at": now,
-                "actor_name": "系统",
-                "workspace_name": names.get(row.workspace_id, ""),
-                "action": rung,
-                "comment": text,
-            }
-        )
-        audit.append(
-            {
-                "at": now,
-                "actor_id": None,
-                "workspace_id": row.workspace_id,
-                "action": f"escalation.{rung}",
-                "target": f"assignment:{row.id}",
-                "detail": {"number": number},
-                "ip": "",
-            }
-        )
-        notices.extend(
-            Notice(
-                workspace_id=row.workspace_id,
-                user_id=user_id,
-                key=f"{key}:{user_id}",
-                subject=f"【{RUNGS[rung][0]}】{number}",
-                text=text,
-                link=f"/inbox/{row.id}",
-            )
-            for user_id in principals.get(row.workspace_id, ())
-        )
+        if rung == "supervise":
+            supervised.append({"b_id": row.id, "b_due": row.due_date})
     db.execute(insert(Escalation), escalations)
-    db.execute(insert(TimelineEntry), timeline)
-    db.execute(insert(AuditEvent), audit)
-    notify_many(db, notices)
-    from app.documents.queue import queue_many
+    if supervised:
+        table = cast(Table, Assignment.__table__)
+        db.execute(
+            table.update().where(table.c.id == bindparam("b_id")).values(supervised_for=bindparam("b_due")),
+            supervised,
+        )
+    workspaces = {row.workspace_id for row, *_ in planned}
+    from app.notify.services import enqueue_work
 
-    queue_many(db, [("escalation_notice", f"escalation-key:{e['key']}") for e in escalations])
+    for workspace_id in sorted(workspaces):
+        enqueue_work(
+            db, key=f"fanout:{workspace_id}:{now.isoformat()}", channel="fanout", recipient=str(workspace_id)
+        )
+    return workspaces
+
+
+DIGEST_LINES = 30  # a principal's digest lists this many rungs, then says how many more
+
+
+def fan_out(workspace_id: int) -> int:
+    """Write what the unit's newly issued rungs imply, in one transaction: a timeline entry per
+    rung, one notice per principal (the rung's own when there is one, else a digest of all of
+    them: a principal of a large unit is not sent 400 e-mails and 400 SMS on a morning), one
+    audit event, the notices' documents to render. Claims the rungs by marking them (an UPDATE
+    … RETURNING: a concurrent fan-out of the same unit waits, then finds nothing), so each rung
+    is fanned out once. Returns how many rungs it handled."""
+    now = utcnow()
+    esc = cast(Table, Escalation.__table__)
+    with system_session() as db:
+        claimed = set(
+            db.scalars(
+                esc.update()
+                .where(
+                    esc.c.workspace_id == workspace_id,
+                    esc.c.fanned_out_at.is_(None),
+                    esc.c.rung != "transfer",
+                )
+                .values(fanned_out_at=now)
+                .returning(esc.c.id)
+            )
+        )
+        if not claimed:
+            return 0
+        rows = [
+            row
+            for row in db.execute(
+                select(
+                    esc.c.id,
+                    esc.c.key,
+                    esc.c.assignment_id,
+                    esc.c.case_id,
+                    esc.c.rung,
+                    esc.c.ordinal,
+                    esc.c.number,
+                    esc.c.due_date,
+                    Assignment.sheet_number,
+                    Assignment.title,
+                )
+                .join(Assignment, Assignment.id == esc.c.assignment_id)
+                .where(esc.c.workspace_id == workspace_id, esc.c.fanned_out_at == now)
+                .order_by(esc.c.id)
+            )
+            if row.id in claimed
+        ]
+        unit = db.get(Workspace, workspace_id)
+        unit_name = unit.short_name if unit else ""
+        texts = {
+            row.id: _text(row.rung, row.number, row.sheet_number, row.title, row.due_date, row.ordinal)
+            for row in rows
+        }
+        db.execute(
+            insert(TimelineEntry),
+            [
+                {
+                    "workspace_id": workspace_id,
+                    "case_id": row.case_id,
+                    "assignment_id": row.assignment_id,
+                    "at": now,
+                    "actor_name": "系统",
+                    "workspace_name": unit_name,
+                    "action": row.rung,
+                    "comment": texts[row.id],
+                }
+                for row in rows
+            ],
+        )
+        principals = _people(db, [workspace_id], (Role.PRINCIPAL.value,)).get(workspace_id, [])
+        notify_many(db, [_notice(workspace_id, user_id, rows, texts) for user_id in principals])
+        from app.audit.services import record
+
+        counts = {rung: sum(1 for row in rows if row.rung == rung) for rung in RUNGS}
+        record(
+            db,
+            "escalation.issued",
+            actor_id=None,
+            workspace_id=workspace_id,
+            target=f"workspace:{workspace_id}",
+            counts={rung: n for rung, n in counts.items() if n},
+            numbers=[row.number for row in rows],
+        )
+        from app.documents.queue import queue_many
+
+        queue_many(db, [("escalation_notice", f"escalation-key:{row.key}") for row in rows])
+    return len(rows)
+
+
+def _notice(workspace_id: int, user_id: int, rows: Sequence[Any], texts: dict[int, str]) -> Notice:
+    if len(rows) == 1:
+        row = rows[0]
+        return Notice(
+            workspace_id=workspace_id,
+            user_id=user_id,
+            key=f"{row.key}:{user_id}",
+            subject=f"【{RUNGS[row.rung][0]}】{row.number}",
+            text=texts[row.id],
+            link=f"/inbox/{row.assignment_id}",
+        )
+    counts = "、".join(
+        f"{title}{n}件"
+        for rung, title in RUNG_TITLES.items()
+        if (n := sum(1 for row in rows if row.rung == rung))
+    )
+    lines = [texts[row.id] for row in rows[:DIGEST_LINES]]
+    if len(rows) > DIGEST_LINES:
+        lines.append(f"……另有{len(rows) - DIGEST_LINES}件，请在“待办事项”中查看。")
+    return Notice(
+        workspace_id=workspace_id,
+        user_id=user_id,
+        key=f"digest:{rows[0].id}:{user_id}",
+        subject=f"【督办事项汇总】{counts}",
+        text=f"【督办事项汇总】本次共{len(rows)}件：{counts}。\n" + "\n".join(lines),
+        link="/inbox",
+    )
+
+
+def fan_out_pending() -> int:
+    """Fan out every unit's pending rungs here and now (what the queued jobs do)."""
+    with system_session() as db:
+        workspaces = db.scalars(
+            select(Escalation.workspace_id)
+            .where(Escalation.fanned_out_at.is_(None), Escalation.rung != "transfer")
+            .distinct()
+        ).all()
+    return sum(fan_out(workspace_id) for workspace_id in sorted(workspaces))
 
 
 # --- the centre's own deadline: publish on the day the reply is accepted (第十二条) --------------------
@@ -523,6 +629,7 @@ def transfer(
         decided_by_id=actor_id,
         reason=reason,
         addressee=TRANSFER_ADDRESSEE,
+        fanned_out_at=utcnow(),  # written here, with the decision's own notices
     )
     db.add(escalation)
     text = (

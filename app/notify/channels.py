@@ -141,6 +141,16 @@ class DocumentChannel:
         issue(message.recipient)
 
 
+class FanOutChannel:
+    """The rungs a deadline sweep issued to one unit: their timeline entries, notices, audit event
+    and documents (app/escalation/services.py ``fan_out``), written by a worker after the sweep."""
+
+    def send(self, message: OutboxMessage) -> None:
+        from app.escalation.services import fan_out
+
+        fan_out(int(message.recipient))
+
+
 def channel_for(name: str, settings: Settings | None = None) -> Channel:
     settings = settings or get_settings()
     if name == "email":
@@ -149,6 +159,8 @@ def channel_for(name: str, settings: Settings | None = None) -> Channel:
         return JobChannel()
     if name == "document":
         return DocumentChannel()
+    if name == "fanout":
+        return FanOutChannel()
     if name == "webhook":
         if not settings.webhook_url:
             raise ChannelUnavailable("MINPAN_WEBHOOK_URL is not set")
