@@ -21,6 +21,7 @@ from app.cases.controllers import CaseController, FlowChartController, InboxCont
 from app.cases.intake_controllers import IntakeController
 from app.documents.controllers import DocumentController, PublishedReplyPdfController, VerifyController
 from app.escalation.controllers import EscalationPolicyController, NotificationController
+from app.notify.controllers import OutboxController
 from app.jobs.controllers import CaseFileController, JobController, LedgerController
 from app.permissions import PUBLIC, authorize, check_declarations
 from app.public.controllers import CSRF_EXEMPT, PublicPortalController
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SatisfactionController,
             CalendarController,
             EscalationPolicyController,
+            OutboxController,
             AssessmentController,
             AssessmentRulesController,
             BulletinController,

@@ -103,6 +103,7 @@ class Permission(enum.StrEnum):
     ASSESSMENT_CONFIGURE = "assessment:configure"  # the centre admin's deduction rules
     BULLETIN_VIEW = "bulletin:view"  # 通报: drafts only with assessment:view or bulletin:issue
     BULLETIN_ISSUE = "bulletin:issue"
+    OUTBOX_MANAGE = "outbox:manage"  # the system admin: messages that could not be delivered
 
 
 ACCESS_KEY: Final = "access"

@@ -66,6 +66,10 @@ class Settings:
     webhook_secret: str = ""  # HMAC-SHA256 key for the X-Minpan-Signature header
     outbox_lease_seconds: int = 120  # a handed-out message not sent by then is handed out again
     outbox_relay_seconds: int = 5  # how often the scheduler hands out due outbox messages
+    # A message that failed this many times is no longer handed out (about a day of back-off); the
+    # system admin sees it at /admin/outbox and may send it again.
+    outbox_max_attempts: int = 24
+    outbox_keep_days: int = 30  # sent messages are deleted after this many days
     # Public base URL used in mails and documents.
     public_url: str = "http://127.0.0.1:8000"
     timezone: str = "Asia/Shanghai"

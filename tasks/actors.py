@@ -6,6 +6,7 @@ import logging
 
 import dramatiq
 
+import app.models  # noqa: F401  (every mapper: a worker's flush must resolve every foreign key)
 import tasks  # noqa: F401  (configures the broker before the actors are declared)
 from app.accounts.services import purge_expired_sessions
 
@@ -16,6 +17,14 @@ log = logging.getLogger("minpan.tasks")
 def purge_sessions() -> None:
     """Delete sessions past the idle timeout or lifetime (idempotent)."""
     log.info("purged %d expired sessions", purge_expired_sessions())
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def purge_outbox() -> None:
+    """Delete outbox messages sent more than MINPAN_OUTBOX_KEEP_DAYS ago (idempotent)."""
+    from app.notify.relay import purge_sent
+
+    log.info("purged %d sent outbox messages", purge_sent())
 
 
 @dramatiq.actor(queue_name="deadlines", max_retries=5)

@@ -21,13 +21,14 @@ class Periodic:
 
 
 def schedule() -> list[Periodic]:
-    from tasks.actors import generate_bulletins, purge_sessions, sweep_deadlines
+    from tasks.actors import generate_bulletins, purge_outbox, purge_sessions, sweep_deadlines
 
     # generate_bulletins: a daily check, so the previous month's 通报 appears on the 1st (第二十一条)
     return [
         Periodic(purge_sessions, 600),
         Periodic(sweep_deadlines, 900),
         Periodic(generate_bulletins, 86400),
+        Periodic(purge_outbox, 86400),
     ]
 
 

@@ -566,3 +566,114 @@ def test_a_worker_killed_mid_send_and_duplicate_messages_still_give_one_mail(  #
             if proc is not None:
                 _stop(proc)
         controller.stop()
+
+
+# --- what could not be delivered: the cap on attempts, the system admin's page, the purge -----------
+
+
+def test_a_message_that_keeps_failing_stops_at_the_cap_and_the_system_admin_sends_it_again(  # type: ignore[no-untyped-def]
+    demo, env, make_client, worker
+) -> None:
+    from tests.helpers import post, sign_in
+
+    env(smtp_host="127.0.0.1", smtp_port=str(free_port()), outbox_max_attempts="3")  # nobody listens
+    with system_session() as db:
+        notify_many(db, [notice("cap:1")])
+    (row,) = [r for r in outbox("cap:1") if r.channel == "email"]
+    later = utcnow()
+    for _ in range(3):
+        later += timedelta(hours=2)
+        assert outbox_relay.relay(later, enqueue=lambda _id: None) >= 1
+        with pytest.raises(OSError):
+            outbox_relay.deliver(row.id)
+    (row,) = [r for r in outbox("cap:1") if r.channel == "email"]
+    assert row.attempts == 3 and row.sent_at is None
+    # Past the cap the relay leaves it alone, however late it gets: no hourly retries for ever.
+    handed: list[int] = []
+    outbox_relay.relay(utcnow() + timedelta(days=30), enqueue=handed.append)
+    assert row.id not in handed
+
+    # The system admin sees it — with the address masked — and why it failed.
+    admin = make_client()
+    sign_in(admin, "sysadmin")
+    page = admin.get("/admin/outbox?state=stopped")
+    assert page.status_code == 200
+    assert f"/admin/outbox/{row.id}/retry" in page.text and "ConnectionRefusedError" in page.text
+    address = db_email("horqin.principal")
+    assert address and address not in page.text and f"{address[0]}***@{address.split('@')[1]}" in page.text
+    # Nobody else may see or touch the outbox.
+    for username in ("zx.admin", "zx.clerk", "dc.supervisor", "horqin.admin"):
+        other = make_client()
+        sign_in(other, username)
+        assert other.get("/admin/outbox").status_code in (403, 404), username
+        assert post(other, f"/admin/outbox/{row.id}/retry", {}).status_code in (403, 404), username
+
+    # Sent again by hand once the mail server is back: delivered once, audited.
+    sink = MailSink()
+    controller = start_smtp(env, sink)
+    try:
+        assert post(admin, f"/admin/outbox/{row.id}/retry", {}).status_code == 303
+        handed.clear()
+        outbox_relay.relay(enqueue=handed.append)
+        assert handed == [row.id]
+        assert outbox_relay.deliver(row.id) is True
+        assert len(sink.with_id("cap:1:email")) == 1
+    finally:
+        controller.stop()
+    assert post(admin, f"/admin/outbox/{row.id}/retry", {}).status_code == 404  # sent: nothing to retry
+    from app.audit.models import AuditEvent
+
+    with system_session() as db:
+        assert db.scalar(select(AuditEvent).where(AuditEvent.action == "outbox.retry")) is not None
+
+
+def test_the_system_admin_may_stop_retrying_a_failing_message(demo, env, make_client) -> None:  # type: ignore[no-untyped-def]
+    from tests.helpers import post, sign_in
+
+    env(smtp_host="127.0.0.1", smtp_port=str(free_port()))
+    with system_session() as db:
+        notify_many(db, [notice("stop:1")])
+    (row,) = [r for r in outbox("stop:1") if r.channel == "email"]
+    with pytest.raises(OSError):
+        outbox_relay.deliver(row.id)
+    admin = make_client()
+    sign_in(admin, "sysadmin")
+    assert f"/admin/outbox/{row.id}/stop" in admin.get("/admin/outbox?state=failing").text
+    assert post(admin, f"/admin/outbox/{row.id}/stop", {}).status_code == 303
+    handed: list[int] = []
+    outbox_relay.relay(utcnow() + timedelta(days=2), enqueue=handed.append)
+    assert row.id not in handed
+    assert f"/admin/outbox/{row.id}/retry" in admin.get("/admin/outbox?state=stopped").text
+    assert post(admin, "/admin/outbox/999999/stop", {}).status_code == 404
+
+
+def test_sent_messages_are_purged_after_the_keeping_period_and_unsent_ones_never(demo, env) -> None:  # type: ignore[no-untyped-def]
+    env(outbox_keep_days="30")
+    with system_session() as db:
+        notify_many(db, [notice("old:1"), notice("new:1"), notice("unsent:1")])
+        db.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.key.like("old:1:%"))
+            .values(sent_at=utcnow() - timedelta(days=31))
+        )
+        db.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.key.like("new:1:%"))
+            .values(sent_at=utcnow() - timedelta(days=29))
+        )
+        db.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.key.like("unsent:1:%"))
+            .values(created_at=utcnow() - timedelta(days=400), attempts=99)
+        )
+    old = len(outbox("old:1"))
+    assert old >= 1
+    assert outbox_relay.purge_sent() == old
+    assert outbox("old:1") == []
+    assert outbox("new:1") and outbox("unsent:1")
+    assert outbox_relay.purge_sent() == 0
+
+
+def db_email(username: str) -> str:
+    with system_session() as db:
+        return db.scalar(select(User.email).where(User.username == username)) or ""

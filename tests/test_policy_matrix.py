@@ -31,7 +31,7 @@ EXPECTED: dict[tuple[Role, str], set[Permission]] = {
     (Role.CENTRE_CLERK, "centre"): {V, CV, CR, CA, SR, ST},
     (Role.CENTRE_REVIEWER, "centre"): {V, CV, CA, SR, ST},
     (Role.CENTRE_ADMIN, "centre"): {V, SV, SM, AV, CV, EC, ST},
-    (Role.SYSTEM_ADMIN, "centre"): {V, WM, AV, AA, CM},
+    (Role.SYSTEM_ADMIN, "centre"): {V, WM, AV, AA, CM, Permission.OUTBOX_MANAGE},
     (Role.SUPERVISOR, "supervisor"): {V, CO, CT, ST},
     (Role.CITY_LEADER, "supervisor"): {V, CO, CI, ST},
     (Role.UNIT_ADMIN, "supervisor"): {V, SV, SM, AV},

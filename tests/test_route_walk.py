@@ -91,7 +91,7 @@ def _fill(
     path = re.sub(r"\{section_id:int\}", str(_section_of(workspace_id)), path)
     # No jobs or documents exist in the walked database (tests/test_jobs.py, test_document_flow.py
     # walk their own): these answer as missing ones do.
-    path = re.sub(r"\{(job_id|document_id|bulletin_id):int\}", str(MISSING), path)
+    path = re.sub(r"\{(job_id|document_id|bulletin_id|outbox_id):int\}", str(MISSING), path)
     # A rating link's token (/rate/{token}): an unknown one answers as a missing object does.
     path = path.replace("{token:str}", str(MISSING))
     return re.sub(r"\{user_id:int\}", str(user_id), path)

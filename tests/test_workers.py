@@ -76,12 +76,13 @@ def test_scheduler_enqueues_each_periodic_job_on_its_interval(demo) -> None:  # 
     )
     thread.start()
     try:
-        assert _wait_until(lambda: tasks.broker.queues["maintenance"].qsize() == 1, 5)  # at start-up
+        # At start-up: the session purge (every 10 minutes) and the outbox purge (daily).
+        assert _wait_until(lambda: tasks.broker.queues["maintenance"].qsize() == 2, 5)
         clock[0] += 599
         time.sleep(1)
-        assert tasks.broker.queues["maintenance"].qsize() == 1  # not yet due
+        assert tasks.broker.queues["maintenance"].qsize() == 2  # not yet due
         clock[0] += 2
-        assert _wait_until(lambda: tasks.broker.queues["maintenance"].qsize() == 2, 5)
+        assert _wait_until(lambda: tasks.broker.queues["maintenance"].qsize() == 3, 5)  # sessions only
     finally:
         stop.set()
         thread.join(5)

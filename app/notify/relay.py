@@ -17,8 +17,11 @@
     does nothing. The lease (MINPAN_OUTBOX_LEASE_SECONDS) must exceed a send's time-out.
 
   A failure records ``last_error`` and a back-off in ``next_attempt_at`` and re-raises, so Dramatiq
-  retries a few times quickly; after that the relay hands the row out again when it is due. Rows
-  are never given up on: nothing is lost.
+  retries a few times quickly; after that the relay hands the row out again when it is due, up to
+  MINPAN_OUTBOX_MAX_ATTEMPTS attempts (about a day). A row past that stays in the outbox, unsent,
+  listed for the system admin at /admin/outbox, who may send it again: nothing is lost, and a
+  permanently bad address is not tried every hour for ever.
+* :func:`purge_sent` deletes sent rows older than MINPAN_OUTBOX_KEEP_DAYS (a daily job).
 """
 
 from __future__ import annotations
@@ -61,7 +64,11 @@ def relay(
     """Hand out up to ``batch`` due unsent rows to the workers; return how many were handed out."""
     now = now or utcnow()
     enqueue = enqueue or _enqueue
-    due = (OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now)
+    due = (
+        OutboxMessage.sent_at.is_(None),
+        OutboxMessage.next_attempt_at <= now,
+        OutboxMessage.attempts < get_settings().outbox_max_attempts,
+    )
     with system_session() as db:  # a read first, so an idle relay never takes a write lock
         if not db.scalar(select(exists().where(*due))):
             return 0
@@ -189,3 +196,12 @@ def _backoff(attempts: int) -> timedelta:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def purge_sent(now: datetime | None = None) -> int:
+    """Delete the messages sent more than MINPAN_OUTBOX_KEEP_DAYS ago; how many went. Unsent rows
+    (due, failing or given up) are never deleted here."""
+    cutoff = (now or utcnow()) - timedelta(days=get_settings().outbox_keep_days)
+    with system_session() as db:
+        gone = db.execute(outbox.delete().where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < cutoff))
+        return int(gone.rowcount)  # type: ignore[attr-defined]

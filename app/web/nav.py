@@ -34,6 +34,7 @@ _ITEMS: tuple[tuple[str, str, Permission], ...] = (
     ("全局日志", "/admin/audit", Permission.AUDIT_VIEW_ALL),
     ("工作日历", "/admin/calendar", Permission.CALENDAR_MANAGE),
     ("催督办规则", "/admin/escalation", Permission.ESCALATION_CONFIGURE),
+    ("消息投递", "/admin/outbox", Permission.OUTBOX_MANAGE),
     ("考核", "/assessment", Permission.ASSESSMENT_VIEW),
     ("本单位考核", "/assessment/mine", Permission.ASSESSMENT_VIEW_OWN),
     ("通报", "/bulletins", Permission.BULLETIN_VIEW),
