@@ -25,6 +25,8 @@ docs/benchmarks.md; --explain adds EXPLAIN (ANALYZE, BUFFERS) of the due-row que
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import statistics
 import time
@@ -218,7 +220,7 @@ class Snapshot:
 
 def snapshot(admin: Any) -> Snapshot:
     with admin.connect() as conn:
-        return Snapshot(
+        snap = Snapshot(
             {t: conn.execute(text(f"SELECT coalesce(max(id), 0) FROM {t}")).scalar() for t in WRITTEN},  # noqa: S608
             [tuple(r) for r in conn.execute(text("SELECT series, year, value FROM counters"))],
             [
@@ -227,6 +229,33 @@ def snapshot(admin: Any) -> Snapshot:
                     text("SELECT id, publication_flagged_for FROM cases WHERE state = 'under_review'")
                 )
             ],
+        )
+    # Kept in the database too: a run killed mid-round is put back by the next run (resume()).
+    with admin.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_sweep_snapshot (data text NOT NULL)"))
+        conn.execute(text("DELETE FROM bench_sweep_snapshot"))
+        conn.execute(
+            text("INSERT INTO bench_sweep_snapshot (data) VALUES (:d)"),
+            {"d": json.dumps(dataclasses.asdict(snap), default=str)},
+        )
+    return snap
+
+
+def resume(admin: Any) -> None:
+    """Undo the first sweep of a run that was killed before it could restore the database."""
+    with admin.connect() as conn:
+        exists_ = conn.execute(text("SELECT to_regclass('bench_sweep_snapshot') IS NOT NULL")).scalar()
+        data = exists_ and conn.execute(text("SELECT data FROM bench_sweep_snapshot")).scalar()
+    if data:
+        raw = json.loads(data)
+        print("restoring the database after an interrupted run", flush=True)
+        restore(
+            admin,
+            Snapshot(
+                raw["max_ids"],
+                [tuple(c) for c in raw["counters"]],
+                [(i, date.fromisoformat(d) if d else None) for i, d in raw["flagged"]],
+            ),
         )
 
 
@@ -254,6 +283,7 @@ def restore(admin: Any, snap: Snapshot) -> None:
                 text("UPDATE cases SET publication_flagged_for = :f WHERE id = :i"),
                 {"f": flagged, "i": case_id},
             )
+        conn.execute(text("DROP TABLE IF EXISTS bench_sweep_snapshot"))
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f"VACUUM {', '.join(WRITTEN)}, counters, assignments"))
 
@@ -297,6 +327,7 @@ def main() -> None:
         t = thresholds(db)
     until = horizon(today, t)
     admin = create_engine(admin_url())
+    resume(admin)
     conn = psycopg.connect(_dsn())
 
     # Checks: the hand-written statement selects exactly the app's rows; the seed is the steady

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Table, bindparam, exists, func, insert, or_, select, update
@@ -408,6 +408,19 @@ def issue_many(db: Session, planned: Sequence[tuple[Any, str, int]], today: date
 DIGEST_LINES = 30  # a principal's digest lists this many rungs, then says how many more
 
 
+class _Rung(NamedTuple):
+    id: int
+    key: str
+    assignment_id: int
+    case_id: int
+    rung: str
+    ordinal: int
+    number: str
+    due_date: date
+    sheet_number: str
+    title: str
+
+
 def fan_out(workspace_id: int) -> int:
     """Write what the unit's newly issued rungs imply, in one transaction: a timeline entry per
     rung, one notice per principal (the rung's own when there is one, else a digest of all of
@@ -418,40 +431,49 @@ def fan_out(workspace_id: int) -> int:
     now = utcnow()
     esc = cast(Table, Escalation.__table__)
     with system_session() as db:
-        claimed = set(
-            db.scalars(
-                esc.update()
-                .where(
-                    esc.c.workspace_id == workspace_id,
-                    esc.c.fanned_out_at.is_(None),
-                    esc.c.rung != "transfer",
-                )
-                .values(fanned_out_at=now)
-                .returning(esc.c.id)
+        claimed = db.execute(
+            esc.update()
+            .where(
+                esc.c.workspace_id == workspace_id,
+                esc.c.fanned_out_at.is_(None),
+                esc.c.rung != "transfer",
             )
-        )
+            .values(fanned_out_at=now)
+            .returning(
+                esc.c.id,
+                esc.c.key,
+                esc.c.assignment_id,
+                esc.c.case_id,
+                esc.c.rung,
+                esc.c.ordinal,
+                esc.c.number,
+                esc.c.due_date,
+            )
+        ).all()
         if not claimed:
             return 0
-        rows = [
-            row
+        sheets = {
+            row.id: row
             for row in db.execute(
-                select(
-                    esc.c.id,
-                    esc.c.key,
-                    esc.c.assignment_id,
-                    esc.c.case_id,
-                    esc.c.rung,
-                    esc.c.ordinal,
-                    esc.c.number,
-                    esc.c.due_date,
-                    Assignment.sheet_number,
-                    Assignment.title,
+                select(Assignment.id, Assignment.sheet_number, Assignment.title).where(
+                    Assignment.id.in_({row.assignment_id for row in claimed})
                 )
-                .join(Assignment, Assignment.id == esc.c.assignment_id)
-                .where(esc.c.workspace_id == workspace_id, esc.c.fanned_out_at == now)
-                .order_by(esc.c.id)
             )
-            if row.id in claimed
+        }
+        rows = [
+            _Rung(
+                row.id,
+                row.key,
+                row.assignment_id,
+                row.case_id,
+                row.rung,
+                row.ordinal,
+                row.number,
+                row.due_date,
+                sheets[row.assignment_id].sheet_number,
+                sheets[row.assignment_id].title,
+            )
+            for row in sorted(claimed, key=lambda r: r.id)
         ]
         unit = db.get(Workspace, workspace_id)
         unit_name = unit.short_name if unit else ""
