@@ -168,6 +168,26 @@ def deadline(received: object, as_json: bool) -> None:
     click.echo(result.explanation)
 
 
+@main.command()
+@click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="default: today")
+def sweep(day: object) -> None:
+    """Run the deadline sweep now (提醒单 / 催办单 / 督办单 due on the day, each once) and fan out
+    its notices here; safe beside the scheduler's sweeps. Prints what it issued."""
+    from datetime import UTC, datetime
+
+    from app.escalation.services import sweep as run_sweep
+    from app.workflows.deadlines import local_date
+
+    today = day.date() if isinstance(day, datetime) else local_date(datetime.now(UTC))
+    result = run_sweep(today, fan_out_now=True)
+    issued = result.issued
+    click.echo(
+        f"{today:%Y-%m-%d} 期限巡查：提醒单 {issued['reminder']} 件，催办单 {issued['urge']} 件，"
+        f"督办单 {issued['supervise']} 件（{len(result.workspaces)} 个单位）；"
+        f"逾期未发布提示 {result.publication_overdue} 件。"
+    )
+
+
 @main.group()
 def user() -> None:
     """People and their roles."""

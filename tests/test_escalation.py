@@ -494,3 +494,26 @@ def test_a_supervised_deadline_leaves_the_sweep_until_an_extension_moves_it(demo
     assert sweep(date(2026, 12, 21)).issued["supervise"] == 1  # the new deadline's own 督办
     with system_session() as db:
         assert db.get_one(Assignment, a_id).supervised_for == date(2026, 12, 16)
+
+
+def test_minpan_sweep_runs_the_sweep_and_its_fan_out_from_the_command_line(demo) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from app.cases.models import TimelineEntry
+    from app.cli import main
+
+    with system_session() as db:
+        leads = list(
+            db.scalars(select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending"))
+        )
+        for a in leads:
+            a.due_date = date(2026, 12, 4)
+    result = CliRunner().invoke(main, ["sweep", "--date", "2026-12-07"])
+    assert result.exit_code == 0, result.output
+    assert f"催办单 {len(leads)} 件" in result.output and "2026-12-07" in result.output
+    with system_session() as db:
+        urged = db.scalars(select(TimelineEntry).where(TimelineEntry.action == "urge")).all()
+        assert len(urged) == len(leads)
+    again = CliRunner().invoke(main, ["sweep", "--date", "2026-12-07"])
+    assert "催办单 0 件" in again.output  # once
+    assert CliRunner().invoke(main, ["sweep", "--date", "2026-13-01"]).exit_code != 0
