@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
-from litestar.datastructures import ResponseHeader
 from litestar.static_files import create_static_files_router
 
-from app.accounts.controllers import AccountController, AuthController
+from app.accounts.controllers import AccountController, AuthController, SecurityAdminController
 from app.assessment.controllers import AssessmentController, AssessmentRulesController, BulletinController
 from app.audit.controllers import AuditController
 from app.calendar.controllers import CalendarController
@@ -21,12 +20,14 @@ from app.cases.controllers import CaseController, FlowChartController, InboxCont
 from app.cases.intake_controllers import IntakeController
 from app.documents.controllers import DocumentController, PublishedReplyPdfController, VerifyController
 from app.escalation.controllers import EscalationPolicyController, NotificationController
-from app.notify.controllers import OutboxController
 from app.jobs.controllers import CaseFileController, JobController, LedgerController
+from app.notify.controllers import OutboxController
+from app.observability import ObservabilityMiddleware
 from app.permissions import PUBLIC, authorize, check_declarations
 from app.public.controllers import CSRF_EXEMPT, PublicPortalController
 from app.public.satisfaction_controllers import RatingController, SatisfactionController
 from app.public.stats_controllers import OpenStatsController
+from app.security.headers import SECURITY_HEADERS, add_security_headers
 from app.settings import Settings, get_settings
 from app.supervision.controllers import StatsController, SupervisionController
 from app.tenants.controllers import HomeController, StaffController, WorkspaceAdminController
@@ -34,19 +35,12 @@ from app.web.deps import DEPENDENCIES
 from app.web.errors import EXCEPTION_HANDLERS
 from app.web.identity import IdentityMiddleware
 from app.web.public import PublicController
+from app.web.ratelimit import RateLimited, RateLimiter, rate_limited_response
 
 log = logging.getLogger("minpan")
 
-SECURITY_HEADERS = [
-    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-    ResponseHeader(name="X-Frame-Options", value="DENY"),
-    ResponseHeader(name="Referrer-Policy", value="same-origin"),
-    ResponseHeader(
-        name="Content-Security-Policy",
-        value="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
-    ),
-]
+# The headers themselves, and the hook that puts them on error and static responses too:
+# app/security/headers.py.
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -74,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RatingController,
             AuthController,
             AccountController,
+            SecurityAdminController,
             HomeController,
             StaffController,
             WorkspaceAdminController,
@@ -107,8 +102,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         dependencies=DEPENDENCIES,
-        guards=[authorize],
-        middleware=[IdentityMiddleware()],
+        guards=[authorize, RateLimiter.from_settings(settings)],
+        middleware=[ObservabilityMiddleware(), IdentityMiddleware()],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name="minpan_csrf",
@@ -116,10 +111,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cookie_httponly=False,
             exclude=["/api/", *CSRF_EXEMPT],
         ),
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, RateLimited: rate_limited_response},
         response_headers=SECURITY_HEADERS,
+        before_send=[add_security_headers],
         openapi_config=None,
         lifespan=[lifespan],
+        logging_config=None,  # `minpan serve` configures logging (app/ops/setup.py: JSON, request ids)
         debug=settings.debug,
     )
     check_declarations(app)

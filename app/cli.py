@@ -47,6 +47,12 @@ def _print_logins() -> None:
     click.echo(f"\n演示账户（密码均为 {DEMO_PASSWORD}）/ demo logins (password {DEMO_PASSWORD}):")
     for login in logins:
         click.echo(f"  {login.username:<22} {login.display_name:<6} {login.workspace} · {login.role}")
+    click.echo(
+        "\n两步验证：运维中心、督查室、主要负责人、分管领导和管理员账户首次登录时绑定手机身份验证器（TOTP），"
+        "并保存 10 个恢复码。\n"
+        "two-factor: centre, supervision office, principal, deputy and administrator accounts enrol an"
+        " authenticator app (TOTP) at their first sign-in; `minpan user reset-2fa NAME` starts over."
+    )
 
 
 @main.command()
@@ -91,8 +97,12 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
             "several web processes need a shared broker (MINPAN_BROKER_URL) and separate "
             "`minpan worker` / `minpan scheduler` processes: the embedded default runs one process"
         )
-    if m.current_revision() != m.head_revision():
+    from app.ops.setup import logging_config, prepare_metrics_dir, schema_check
+
+    if schema_check(m.current_revision()) != "ok":  # at head, or ahead (a rolling deploy: expand/contract)
         raise click.ClickException("the database is not at the newest schema: run `minpan migrate` first")
+
+    prepare_metrics_dir(settings)  # before prometheus_client is imported (app/observability.py)
     uvicorn.run(
         "app.app:create_app",
         factory=True,
@@ -101,6 +111,11 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         workers=workers,
         proxy_headers=True,
         log_level="info",
+        log_config=logging_config(settings),
+        access_log=False,  # the access log is ours (minpan.access, with the request id)
+        # Longer than nginx's upstream keep-alive (60 s): otherwise uvicorn closes an idle connection
+        # just as the proxy reuses it, and the request fails ("Server disconnected"; bench/load.py).
+        timeout_keep_alive=75,
     )
 
 
@@ -126,6 +141,9 @@ def worker(processes: int, threads: int) -> None:
     """Run Dramatiq worker processes (production: needs MINPAN_BROKER_URL)."""
     if get_settings().in_process_worker:
         raise click.ClickException("set MINPAN_BROKER_URL (redis://… or amqp://…) to run separate workers")
+    from app.ops.setup import prepare_metrics_dir
+
+    prepare_metrics_dir()  # job metrics of this machine's workers, summed by /metrics
     args = ["dramatiq", "tasks.actors", "--processes", str(processes), "--threads", str(threads)]
     os.execvp(sys.executable, [sys.executable, "-m", *args])  # noqa: S606
 
@@ -137,11 +155,48 @@ def scheduler() -> None:
 
     if get_settings().in_process_worker:
         raise click.ClickException("set MINPAN_BROKER_URL: the embedded default schedules in-process")
+    from app.ops.setup import configure_logging
+
+    configure_logging()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     click.echo("scheduler running")
     sched.run(stop)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+def backup(path: str) -> None:
+    """Write the whole database and the signing PKI to PATH (a portable .tar.gz: SQLite and
+    PostgreSQL alike; a consistent snapshot while the portal runs)."""
+    from app.ops.backup import backup as make_backup
+
+    manifest = make_backup(path)
+    rows = sum(manifest["tables"].values())
+    click.echo(
+        f"backup written to {path}: {len(manifest['tables'])} tables, {rows} rows, "
+        f"{len(manifest['files'])} files, schema {manifest['revision']}"
+    )
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def restore(path: str) -> None:
+    """Restore a backup made by `minpan backup` into an EMPTY database (MINPAN_DATABASE_URL),
+    and its PKI into MINPAN_PKI_DIR. Refuses a database that has people in it."""
+    from app.ops.backup import BackupError
+    from app.ops.backup import restore as load_backup
+
+    try:
+        manifest = load_backup(path)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    rows = sum(manifest["tables"].values())
+    click.echo(
+        f"restored {rows} rows in {len(manifest['tables'])} tables and "
+        f"{len(manifest['files'])} files; every checksum matched"
+    )
 
 
 @main.command()
@@ -261,6 +316,13 @@ def user_unlock(username: str) -> None:
     click.echo(f"{username} unlocked")
 
 
+from app.audit.cli import audit as _audit_group  # noqa: E402
+from app.audit.cli import reset_two_factor as _reset_two_factor  # noqa: E402
+
+main.add_command(_audit_group)
+user.add_command(_reset_two_factor)
+
+
 @main.group("api-token")
 def api_token() -> None:
     """Access tokens of the message board feed (POST /api/v1/messages)."""
@@ -314,3 +376,48 @@ def api_token_list() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def keys() -> None:
+    """Keys that seal citizens' contact data at rest (MINPAN_DATA_KEYS)."""
+
+
+@keys.command("generate")
+@click.option("--id", "key_id", default=None, help="key id (default: random)")
+def keys_generate(key_id: str | None) -> None:
+    """Print a new key entry; put it FIRST in MINPAN_DATA_KEYS to make it the active key."""
+    from app.security.crypto import generate_key_line
+
+    click.echo(generate_key_line(key_id))
+
+
+@keys.command("status")
+def keys_status() -> None:
+    """How many sealed values each key id holds; an old key may go once it holds none."""
+    from app.db import system_session
+    from app.security.crypto import keyring
+    from app.security.rotation import status
+
+    ring = keyring()
+    click.echo(f"active key: {ring.active}; configured: {', '.join(ring.keys)}")
+    with system_session() as db:
+        for column, counts in status(db).items():
+            shown = ", ".join(f"{k}={n}" for k, n in sorted(counts.items())) or "—"
+            click.echo(f"  {column:<28} {shown}")
+
+
+@keys.command("rotate")
+@click.option("--batch", default=500, show_default=True, help="rows per transaction")
+def keys_rotate(batch: int) -> None:
+    """Re-seal every value under the active key (the first of MINPAN_DATA_KEYS), in batches."""
+    from app.db import system_session
+    from app.security.crypto import keyring
+    from app.security.rotation import rotate
+
+    ring = keyring()
+    report = rotate(system_session, ring, batch=batch)
+    click.echo(
+        f"re-sealed {report.rewritten} values in {report.rows} rows ({report.batches} batches) "
+        f"with key {ring.active}; {report.skipped} rows changed meanwhile and were left as written"
+    )

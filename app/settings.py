@@ -83,6 +83,23 @@ class Settings:
     # the same folder (shared volume); back it up: without ca.pem no published PDF verifies.
     # Empty: var_dir/pki.
     pki_dir: str = ""
+    # Operations (app/observability.py, docs/operations.md). Log format: json | text; empty = json
+    # in production, text otherwise. /metrics: with a token, "Authorization: Bearer <token>" only;
+    # without, loopback clients that did not come through a proxy. Metrics folder: shared by the
+    # processes of one machine (empty: var_dir/metrics).
+    log_format: str = ""
+    metrics_token: str = ""
+    metrics_dir: str = ""
+    # Encryption at rest of citizens' contact data (app/security/crypto.py): "id:base64,id:base64",
+    # 32-byte AES keys, the first one seals new values; the others stay readable until
+    # `minpan keys rotate` has re-sealed everything. Empty: var/data_keys (embedded default only).
+    data_keys: str = ""
+    # Rate limits on sign-in, /rate/{token} and the intake API (app/web/ratelimit.py):
+    # auto (on, except in the test environment) | on | off. Shared through Redis when
+    # rate_limit_url or the broker URL is redis://…, otherwise counted in the web process.
+    rate_limit: str = "auto"
+    rate_limit_url: str = ""
+    rate_limit_limits: str = ""  # overrides, e.g. "sign_in=30/300,rating=30/600,intake=120/60"
 
     @property
     def is_sqlite(self) -> bool:
@@ -105,6 +122,8 @@ class Settings:
                 problems.append("MINPAN_DATABASE_URL must point to PostgreSQL")
             if self.in_process_worker:
                 problems.append("MINPAN_BROKER_URL must point to Redis or RabbitMQ")
+            if not self.data_keys:
+                problems.append("MINPAN_DATA_KEYS must be set (minpan keys generate)")
             if problems:
                 raise RuntimeError("; ".join(problems))
 

@@ -28,5 +28,8 @@ def setup_broker() -> dramatiq.Broker:
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")
+    from app.observability import install
+
+    install(broker)  # request ids into jobs' logs, job metrics (app/observability.py)
     dramatiq.set_broker(broker)
     return broker

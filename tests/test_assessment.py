@@ -296,6 +296,20 @@ def test_the_year_end_report_is_a_pdf_and_an_excel_made_in_the_background(
     assert post(office, "/assessment/report", {"year": "1999"}).status_code == 422
 
 
+def _render_pdf(bulletin_id: int) -> None:
+    """What the worker does: run the bulletin's latest PDF job."""
+    from app.jobs import services as jobs
+
+    with system_session() as db:
+        b = db.get(Bulletin, bulletin_id)
+        assert b is not None and b.pdf_job_id is not None and not b.pdf_sha256
+        job_id = b.pdf_job_id
+    jobs.run(job_id)
+    with system_session() as db:
+        b = db.get(Bulletin, bulletin_id)
+        assert b is not None and b.pdf_sha256
+
+
 def test_the_bulletin_is_made_once_a_month_and_issued_by_the_centre(
     make_client: Any, year_2025: dict[str, Any], tmp_path: Any
 ) -> None:
@@ -326,6 +340,12 @@ def test_the_bulletin_is_made_once_a_month_and_issued_by_the_centre(
     sign_in(admin, "zx.admin")
     page = admin.get(f"/bulletins/{bulletin_id}")
     assert page.status_code == 200 and "待签发" in page.text and year_2025["sheets"]["owed"] in page.text
+    # The PDF is a worker's job: the page shows its progress (polled by htmx), no file yet.
+    assert f'hx-get="/bulletins/{bulletin_id}/pdf-status"' in page.text and "排队中" in page.text
+    assert admin.get(f"/bulletins/{bulletin_id}/pdf").status_code == 409
+    _render_pdf(bulletin_id)
+    status = admin.get(f"/bulletins/{bulletin_id}/pdf-status", headers={"hx-request": "true"})
+    assert 'data-testid="pdf-download"' in status.text and "hx-get" not in status.text
     assert "送审稿" in _pdf_text(admin.get(f"/bulletins/{bulletin_id}/pdf").content, tmp_path, "draft.pdf")
     assert post(admin, f"/bulletins/{bulletin_id}/issue").status_code == 303
     assert post(admin, f"/bulletins/{bulletin_id}/issue").status_code == 409
@@ -333,6 +353,9 @@ def test_the_bulletin_is_made_once_a_month_and_issued_by_the_centre(
         issued = db.get(Bulletin, bulletin_id)
         assert issued is not None and issued.state == "issued" and issued.issued_by_name
         assert db.scalar(select(AuditEvent).where(AuditEvent.action == "bulletin.issued")) is not None
+    # Issuing drops the 送审稿 PDF and queues the final one.
+    assert admin.get(f"/bulletins/{bulletin_id}/pdf").status_code == 409
+    _render_pdf(bulletin_id)
     assert principal.get(f"/bulletins/{bulletin_id}").status_code == 200
     text = _pdf_text(principal.get(f"/bulletins/{bulletin_id}/pdf").content, tmp_path, "issued.pdf")
     assert "4月份" in text and "科尔沁区人民政府" in text and "送审稿" not in text
@@ -342,6 +365,44 @@ def test_the_bulletin_is_made_once_a_month_and_issued_by_the_centre(
     assert post(admin, "/bulletins", {"period": f"{YEAR}-04"}).status_code == 422
     quarter = post(admin, "/bulletins", {"period": f"{YEAR}-Q2"})
     assert quarter.status_code == 303
+
+
+def test_making_a_bulletin_renders_nothing_in_the_request(
+    make_client: Any, year_2025: dict[str, Any], monkeypatch: Any, tmp_path: Any
+) -> None:
+    """The request writes the draft and queues its PDF; only the worker renders (WeasyPrint)."""
+    from app.documents import render as rendering
+    from app.jobs.models import Job
+
+    def refuse(*_: Any, **__: Any) -> bytes:
+        raise AssertionError("a page rendered a PDF")
+
+    admin = make_client()
+    sign_in(admin, "zx.admin")
+    with monkeypatch.context() as m:
+        m.setattr(rendering, "render_pdf", refuse)
+        made = post(admin, "/bulletins", {"period": f"{YEAR}-03"})
+        assert made.status_code == 303
+        bulletin_id = int(made.headers["location"].rsplit("/", 1)[1])
+        assert "排队中" in admin.get(made.headers["location"]).text
+        assert post(admin, f"/bulletins/{bulletin_id}/issue").status_code == 303
+    with system_session() as db:
+        b = db.get(Bulletin, bulletin_id)
+        assert b is not None and b.state == "issued" and b.pdf is None
+        kinds = db.scalars(select(Job.kind).where(Job.kind == "bulletin_pdf")).all()
+    assert len(kinds) == 2  # the draft's, then the issued one's
+    # The draft's job, run late (after the issue), renders the bulletin as it now stands: never a
+    # 送审稿 over an issued bulletin. The issue's own job then finds the same content.
+    from app.jobs import services as jobs
+
+    with system_session() as db:
+        first, second = db.scalars(select(Job.id).where(Job.kind == "bulletin_pdf").order_by(Job.id)).all()
+    jobs.run(first)
+    final = admin.get(f"/bulletins/{bulletin_id}/pdf")
+    assert final.status_code == 200 and "送审稿" not in _pdf_text(final.content, tmp_path, "late.pdf")
+    jobs.run(second)
+    again = admin.get(f"/bulletins/{bulletin_id}/pdf")
+    assert again.status_code == 200 and "送审稿" not in _pdf_text(again.content, tmp_path, "issued.pdf")
 
 
 def test_the_daily_job_makes_last_months_bulletin_once(demo: None) -> None:

@@ -548,3 +548,156 @@ def test_no_staff_only_data_is_reachable_from_any_public_address(portal) -> None
         for entry in db.scalars(select(PublicEntry)):
             blob = " ".join((entry.title, entry.body, entry.answer, entry.terms))
             assert not any(s in blob for s in SECRETS), entry.case_id
+
+
+# --- 页面静态化: stored reply pages ----------------------------------------------------------------
+
+
+def _stored(case_id: int) -> Any:
+    from app.public.models import PublicPage
+
+    with system_session() as db:
+        row = db.get(PublicPage, case_id)
+        return None if row is None else (row.generation, row.etag, row.body)
+
+
+def test_publication_stores_the_page_and_visits_get_exactly_its_bytes(portal, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    case_id = publish_directly(title="静态化答复标题", body="我叫王小明，电话13812345678。")
+    _generation, etag, body = _stored(case_id)
+    assert body and b"\xe9\x9d\x99\xe6\x80\x81\xe5\x8c\x96" in body  # 静态化
+    assert b"13812345678" not in body and "王小明".encode() not in body  # masked when stored
+
+    def refuse(*_args: Any, **_kw: Any) -> None:
+        raise AssertionError("read the case")
+
+    monkeypatch.setattr("app.public.queries.reply", refuse)  # a stored page reads no case
+    page = portal.get(f"/replies/{case_id}")
+    assert page.status_code == 200 and page.content == body and page.headers["etag"] == etag
+    assert page.headers["cache-control"] == "public, no-cache" and "set-cookie" not in page.headers
+    assert portal.get(f"/replies/{case_id}", headers={"If-None-Match": etag}).status_code == 304
+    modified = page.headers["last-modified"]
+    assert portal.get(f"/replies/{case_id}", headers={"If-Modified-Since": modified}).status_code == 304
+    monkeypatch.undo()
+    # The stored bytes are what a fresh render gives (the same ETag, the same page).
+    from sqlalchemy import update
+
+    from app.public.models import PublicPage
+
+    with system_session() as db:
+        db.execute(update(PublicPage).where(PublicPage.case_id == case_id).values(body=None))
+    fresh = portal.get(f"/replies/{case_id}")
+    assert fresh.content == body and fresh.headers["etag"] == etag
+
+
+def test_a_page_that_stops_being_public_is_never_served_from_the_store(portal) -> None:  # type: ignore[no-untyped-def]
+    case_id = publish_directly(title="撤回后不得再现的答复")
+    assert portal.get(f"/replies/{case_id}").status_code == 200
+    before = _stored(case_id)
+    assert before[2]
+    with system_session() as db:  # withdrawn: any change of the case clears its page at once
+        db.get(Case, case_id).state = "under_review"  # type: ignore[union-attr]
+    after = _stored(case_id)
+    assert after[2] is None and after[0] > before[0]
+    for _ in range(2):  # the first visit does not store it again either
+        assert portal.get(f"/replies/{case_id}").status_code == 404
+    assert _stored(case_id)[2] is None
+    with system_session() as db:
+        db.get(Case, case_id).published_at = None  # type: ignore[union-attr]
+        db.get(Case, case_id).state = "published"  # type: ignore[union-attr]
+    assert portal.get(f"/replies/{case_id}").status_code == 404
+    assert _stored(case_id)[2] is None
+
+
+def test_a_changed_case_unit_or_document_clears_the_page_and_the_next_visit_renders_it(portal) -> None:  # type: ignore[no-untyped-def]
+    case_id = publish_directly(title="改动后重新生成的答复", unit="education")
+    etag = _stored(case_id)[1]
+    with system_session() as db:
+        db.get(Case, case_id).reply_text = "更正后的答复内容。"  # type: ignore[union-attr]
+    assert _stored(case_id)[2] is None
+    page = portal.get(f"/replies/{case_id}")
+    assert "更正后的答复内容" in page.text and page.headers["etag"] != etag
+    assert _stored(case_id)[2] == page.content  # filled on the visit
+    with system_session() as db:
+        unit = db.get(Workspace, _ws(db, "education"))
+        assert unit is not None
+        old_phone, unit.contact_phone = unit.contact_phone, "0475-8888777"
+    assert _stored(case_id)[2] is None
+    assert "0475-8888777" in portal.get(f"/replies/{case_id}").text
+    with system_session() as db:
+        unit = db.get(Workspace, _ws(db, "education"))
+        assert unit is not None
+        unit.contact_phone = old_phone
+    assert portal.get(f"/replies/{case_id}").status_code == 200
+    assert _stored(case_id)[2]
+    from app.documents.models import Document
+
+    with system_session() as db:  # a document of the case (the sealed PDF arrives later)
+        centre = _ws(db, "portal-centre")
+        db.add(
+            Document(
+                workspace_id=centre,
+                kind="case_file",
+                case_id=case_id,
+                content_hash="x" * 64,
+                template_version="t",
+                sha256="y" * 64,
+                size=1,
+                pages=1,
+                pdf=b"%PDF",
+            )
+        )
+    assert _stored(case_id)[2] is None
+
+
+def test_a_render_older_than_a_change_is_not_stored(portal) -> None:  # type: ignore[no-untyped-def]
+    from app.public import pages
+
+    case_id = publish_directly(title="并发改动的答复")
+    seen = _stored(case_id)[0]
+    found = queries.reply(case_id)
+    assert found is not None
+    body = pages.render_reply(found)
+    with system_session() as db:  # changed after the read, before the write
+        db.get(Case, case_id).reply_text = "新的答复。"  # type: ignore[union-attr]
+    assert pages.fill(found, body, seen) is False
+    assert _stored(case_id)[2] is None
+    assert "新的答复" in portal.get(f"/replies/{case_id}").text
+
+
+def test_the_aged_friendly_display_and_query_strings_are_rendered_not_stored(portal) -> None:  # type: ignore[no-untyped-def]
+    case_id = publish_directly(title="适老化显示的答复")
+    body = _stored(case_id)[2]
+    portal.cookies.set("minpan_a11y", "large contrast")
+    page = portal.get(f"/replies/{case_id}")
+    assert (
+        page.status_code == 200 and page.content != body and 'class="a11y-contrast a11y-large"' in page.text
+    )
+    assert page.headers["etag"] != _stored(case_id)[1]
+    portal.cookies.delete("minpan_a11y")
+    other = portal.get(f"/replies/{case_id}?from=weibo")
+    assert "next=%2Freplies%2F" in other.text and other.content != body
+    assert _stored(case_id)[2] == body
+
+
+def test_counts_stop_at_the_cap_and_say_more_than(portal, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for n in range(4):
+        publish_directly(title=f"封顶计数答复{n}", body="封顶计数的留言。")
+    monkeypatch.setattr(queries, "COUNT_CAP", 3)
+    found = queries.list_entries("all", queries.Filters.parse(q="封顶计数"), 1, per_page=2)
+    assert found.capped and found.total == 4 and found.pages == 2
+    page = portal.get("/search", params={"q": "封顶计数"})
+    assert "找到 超过 <strong>3</strong> 条" in page.text
+    assert "超过" not in _text(portal.get("/search", params={"q": "封顶计数答复0"}).text).split("条")[0]
+
+
+def test_the_public_404_and_verify_pages_wear_the_portal_layout(portal) -> None:  # type: ignore[no-untyped-def]
+    missing = portal.get("/replies/999999999")
+    assert missing.status_code == 404
+    assert (
+        'class="portal"' in missing.text and "适老化服务" in missing.text and "该答复不存在" in missing.text
+    )
+    elsewhere = portal.get("/no-such-page")
+    assert elsewhere.status_code == 404 and 'class="portal"' in elsewhere.text
+    verify = portal.get("/verify")
+    assert verify.status_code == 200 and 'class="portal"' in verify.text and "文书验证" in verify.text
+    assert 'name="_csrf_token"' in verify.text

@@ -13,7 +13,7 @@ from app.audit.models import AuditEvent
 from app.db import system_session, utcnow
 from app.demo import DEMO_PASSWORD
 from app.errors import InvalidInput
-from tests.helpers import post, sign_in
+from tests.helpers import post, second_factor, sign_in
 
 
 def _audit_actions(username: str) -> list[str]:
@@ -223,6 +223,9 @@ def test_a_same_site_target_is_kept_and_usernames_are_case_insensitive(client) -
     response = post(
         client, "/login", {"username": " Horqin.Admin ", "password": DEMO_PASSWORD, "next": "/staff"}
     )
+    # An administrator: the target survives the second step.
+    assert response.status_code == 303 and response.headers["location"] == "/login/two-factor"
+    response = second_factor(client, "horqin.admin")
     assert response.status_code == 303 and response.headers["location"] == "/staff"
 
 

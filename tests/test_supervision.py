@@ -451,3 +451,205 @@ def test_exports_are_jobs_with_the_same_figures(seeded: dict[str, int], make_cli
     summary = {row[0].value: row[1].value for row in book["概况"].iter_rows()}
     assert summary["留言总量"] == 4
     assert "沙漠" not in [row[0].value for row in book["热点词"].iter_rows()]
+
+
+# --- 第十九条: a 督办单 issued by hand from the quality list ---------------------------------------------
+
+
+def _lead(case_id: int) -> Assignment:
+    with system_session() as db:
+        found = db.scalar(
+            select(Assignment).where(Assignment.case_id == case_id, Assignment.is_lead.is_(True))
+        )
+        assert found is not None
+        db.expunge(found)
+    return found
+
+
+def _supervise_rows(assignment_id: int) -> list[Escalation]:
+    with system_session() as db:
+        rows = list(
+            db.scalars(
+                select(Escalation).where(
+                    Escalation.assignment_id == assignment_id, Escalation.rung == "supervise"
+                )
+            )
+        )
+        for row in rows:
+            db.expunge(row)
+    return rows
+
+
+REASON = "该件群众反映供暖问题，答复敷衍塞责，请主要负责同志亲自过问，限期整改。"
+
+
+def test_a_supervisor_issues_a_supervision_sheet_from_the_quality_list(
+    seeded: dict[str, int], client
+) -> None:  # type: ignore[no-untyped-def]
+    from app.accounts.models import User
+    from app.assessment import services as assessment
+    from app.audit.models import AuditEvent
+    from app.cases.models import Counter
+    from app.documents import queue as documents_queue
+    from app.documents.models import Document
+    from app.escalation.models import Notification
+    from app.escalation.services import sweep
+    from app.notify.models import OutboxMessage
+
+    today = _today()
+    c7 = _lead(seeded["c7"])  # 奈曼旗, still handling, flagged 敷衍塞责, only a 提醒单 so far
+    with system_session() as db:
+        before = assessment.ranking(db, today.year)
+        counter = (
+            db.scalar(select(Counter.value).where(Counter.series == "督办", Counter.year == today.year)) or 0
+        )
+    deducted = {s.workspace_id: s.counts.get("supervise", 0) for s in before.units}
+
+    sign_in(client, "dc.supervisor")
+    html = client.get("/supervision/quality").text
+    assert f'href="/supervision/quality/{seeded["c7"]}/supervise"' in html
+    form = client.get(f"/supervision/quality/{seeded['c7']}/supervise")
+    assert form.status_code == 200 and "签发督办单" in form.text and "道路停车位不足" in form.text
+
+    # Too short a reason: refused in Chinese, nothing written.
+    short = post(client, f"/supervision/quality/{seeded['c7']}/supervise", {"reason": "请办理"})
+    assert short.status_code == 422 and "不少于10个字" in short.text
+    assert _supervise_rows(c7.id) == []
+
+    done = post(client, f"/supervision/quality/{seeded['c7']}/supervise", {"reason": REASON})
+    assert done.status_code == 303 and done.headers["location"] == f"/oversight/{seeded['c7']}"
+    [sheet] = _supervise_rows(c7.id)
+    number = f"督办〔{today.year}〕{counter + 1}号"  # the sweep's series, no gap
+    assert sheet.number == number and sheet.reason == REASON and sheet.issued_on == today
+    assert sheet.key == f"{c7.id}:supervise:{c7.due_date.isoformat()}" and sheet.decided_by_id is not None
+    with system_session() as db:
+        entry = db.scalar(
+            select(TimelineEntry).where(
+                TimelineEntry.assignment_id == c7.id, TimelineEntry.action == "supervise"
+            )
+        )
+        assert entry is not None and number in entry.comment and REASON in entry.comment
+        principal = db.scalar(select(User).where(User.username == "naiman.principal"))
+        assert principal is not None
+        notice = db.scalar(select(Notification).where(Notification.user_id == principal.id))
+        assert notice is not None and number in notice.text and notice.link == f"/inbox/{c7.id}"
+        outbox = set(db.scalars(select(OutboxMessage.key).where(OutboxMessage.key.like(f"{sheet.key}:%"))))
+        assert outbox, "the principal's e-mail/SMS go through the outbox"
+        assert db.scalar(
+            select(OutboxMessage.id).where(
+                OutboxMessage.key.like(f"doc:escalation_notice:escalation-key:{sheet.key}%")
+            )
+        )
+        audit = db.scalar(select(AuditEvent).where(AuditEvent.action == "escalation.supervise"))
+        assert audit is not None and audit.target == f"assignment:{c7.id}"
+    # The oversight page shows it on the case's timeline and ladder.
+    page_html = client.get(f"/oversight/{seeded['c7']}").text
+    assert number in page_html and "督办单" in page_html
+
+    # The notice is rendered by the worker: from 督查室, with the reason.
+    documents_queue.issue(f"escalation_notice|escalation-key:{sheet.key}")
+    with system_session() as db:
+        document = db.scalar(select(Document).where(Document.escalation_id == sheet.id))
+        assert document is not None and document.kind == "escalation_notice" and document.number == number
+        pdf = db.scalar(select(Document.pdf).where(Document.id == document.id))
+    assert pdf and pdf.startswith(b"%PDF")
+    from pathlib import Path
+
+    out = Path("test-output/supervision")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manual-supervise-notice.pdf").write_bytes(pdf)
+
+    # Once per deadline: a second one is refused, and the sweep does not add its own.
+    again = post(client, f"/supervision/quality/{seeded['c7']}/supervise", {"reason": REASON})
+    assert again.status_code == 409 and "不能重复督办" in again.text
+    sweep(today)
+    assert len(_supervise_rows(c7.id)) == 1
+
+    # It counts in the assessment like a 督办 the sweep issued.
+    with system_session() as db:
+        after = assessment.ranking(db, today.year)
+        explained = assessment.explain(db, assessment.unit_workspace(db, c7.workspace_id), today.year)
+    counts = {s.workspace_id: s.counts.get("supervise", 0) for s in after.units}
+    assert counts[c7.workspace_id] == deducted.get(c7.workspace_id, 0) + 1
+    assert any(d.rule == "supervise" and d.note == number for d in explained.deductions)
+
+
+def test_supervision_sheet_refused_for_other_roles(seeded: dict[str, int], make_client) -> None:  # type: ignore[no-untyped-def]
+    c7 = _lead(seeded["c7"])
+    url = f"/supervision/quality/{seeded['c7']}/supervise"
+    for username in ("city.leader", "zx.clerk", "zx.admin", "naiman.principal", "horqin.handler"):
+        c = make_client()
+        sign_in(c, username)
+        assert c.get(url, follow_redirects=False).status_code == 403, username
+        assert post(c, url, {"reason": REASON}).status_code == 403, username
+    # A city leader sees the quality list but not the button.
+    c = make_client()
+    sign_in(c, "city.leader")
+    assert "/supervise" not in c.get("/supervision/quality").text
+    anonymous = make_client()
+    assert anonymous.get(url, follow_redirects=False).status_code in (302, 303, 401)
+    assert _supervise_rows(c7.id) == []
+
+
+def test_supervision_sheet_refused_in_the_wrong_state(seeded: dict[str, int], client) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, "dc.supervisor")
+    # c9: the reply was published — the case is done.
+    c9 = _lead(seeded["c9"])
+    form = client.get(f"/supervision/quality/{seeded['c9']}/supervise")
+    assert form.status_code == 200 and "不能再督办" in form.text and 'name="reason"' not in form.text
+    refused = post(client, f"/supervision/quality/{seeded['c9']}/supervise", {"reason": REASON})
+    assert refused.status_code == 422 and "不能再督办" in refused.text
+    assert _supervise_rows(c9.id) == []
+    # c4: the sweep already issued a 督办单 for this deadline.
+    c4 = _lead(seeded["c4"])
+    assert len(_supervise_rows(c4.id)) == 1
+    assert (
+        post(client, f"/supervision/quality/{seeded['c4']}/supervise", {"reason": REASON}).status_code == 409
+    )
+    assert len(_supervise_rows(c4.id)) == 1
+    # c5: a return the centre accepted — not owed; c8: declined, never dispatched; no such case.
+    assert (
+        post(client, f"/supervision/quality/{seeded['c5']}/supervise", {"reason": REASON}).status_code == 422
+    )
+    assert client.get(f"/supervision/quality/{seeded['c8']}/supervise").status_code == 404
+    assert client.get("/supervision/quality/99999999/supervise").status_code == 404
+    assert post(client, "/supervision/quality/99999999/supervise", {"reason": REASON}).status_code == 404
+
+
+def test_bad_export_period_shows_the_page_in_chinese(seeded: dict[str, int], make_client) -> None:  # type: ignore[no-untyped-def]
+    from app.jobs.models import Job
+
+    def jobs() -> int:
+        with system_session() as db:
+            return len(db.scalars(select(Job.id)).all())
+
+    before = jobs()
+    centre = make_client()
+    sign_in(centre, "zx.clerk")
+    bad = post(centre, "/stats/centre/export", {"start": "2025-13-01", "end": "2025-09-30"})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+    assert "请按 年-月-日 填写起止日期" in bad.text and 'data-testid="summary"' in bad.text
+    assert 'action="/stats/centre/export"' in bad.text
+    backwards = post(centre, "/stats/centre/export", {"start": "2025-09-30", "end": "2025-09-01"})
+    assert backwards.status_code == 422 and "开始日期不能晚于结束日期" in backwards.text
+
+    unit = make_client()
+    sign_in(unit, "horqin.handler")
+    bad = post(unit, "/stats/unit/export", {"start": "2020-01-01", "end": "2026-01-01"})
+    assert bad.status_code == 422 and "一次最多统计五年" in bad.text
+    assert 'action="/stats/unit/export"' in bad.text and "科尔沁区" in bad.text
+    assert jobs() == before  # nothing queued
+
+
+def test_the_dashboard_in_one_query_equals_each_breakdown(seeded: dict[str, int]) -> None:
+    """queries.dashboard sums one query grouped by every dimension; it must say what the
+    per-dimension queries (used by the Excel export) say, row for row and in the same order."""
+    today = _today()
+    with system_session() as db:
+        data = queries.dashboard(db, today)
+        assert data["totals"] == queries.totals(db, today)
+        for dim in queries.DIMENSIONS:
+            alone = queries.breakdown(db, dim, today)
+            assert [(r.key, r.label, r.counts) for r in data["breakdowns"][dim]] == [
+                (r.key, r.label, r.counts) for r in alone
+            ], dim

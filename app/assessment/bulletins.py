@@ -11,10 +11,11 @@ from __future__ import annotations
 import calendar as month_calendar
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Table, and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -219,13 +220,61 @@ def render(b: Bulletin) -> bytes:
     )
 
 
-def _store_pdf(b: Bulletin) -> None:
-    b.pdf = render(b)
-    b.pdf_sha256 = hashlib.sha256(b.pdf).hexdigest()
+def _queue_pdf(db: Session, b: Bulletin, *, user_id: int | None, workspace_id: int | None) -> None:
+    """Have a worker render the PDF of the bulletin as it now stands (a job through the outbox, in
+    this transaction: pages never render). The old PDF is dropped: it no longer says what the
+    bulletin says (送审稿 → issued)."""
+    from app.jobs import services as jobs
+    from app.tenants.models import WorkspaceKind
+
+    b.pdf, b.pdf_sha256 = None, ""
+    db.flush()
+    if workspace_id is None:  # the daily job: the centre's
+        with cross_workspace(db):
+            workspace_id = db.scalar(select(Workspace.id).where(Workspace.kind == WorkspaceKind.CENTRE.value))
+    assert workspace_id is not None
+    job = jobs.submit(
+        db,
+        kind="bulletin_pdf",
+        title=f"{title_of(b)}（PDF{'' if b.state == 'issued' else '，送审稿'}）",
+        params={"bulletin_id": b.id, "state": b.state},
+        workspace_id=workspace_id,
+        user_id=user_id,
+    )
+    b.pdf_job_id = job.id
 
 
-def generate(db: Session, period: str, *, on: date | None = None) -> Bulletin:
-    """Make the period's bulletin as a draft; ``Conflict`` if it exists (the period is unique)."""
+def filename_of(b: Bulletin) -> str:
+    return f"通报_{b.period}{'' if b.state == 'issued' else '_送审稿'}.pdf"
+
+
+def render_stored(db: Session, bulletin_id: int) -> tuple[str, bytes]:
+    """The worker's side (job ``bulletin_pdf``): render the bulletin as it stands and store the PDF,
+    unless it changed meanwhile (issued while a draft rendered: the issue's own job renders it)."""
+    b = db.get(Bulletin, bulletin_id)
+    if b is None:
+        raise InvalidInput("该期通报不存在。")
+    state = b.state
+    data = render(b)
+    table = cast(Table, Bulletin.__table__)
+    db.execute(
+        table.update()
+        .where(table.c.id == bulletin_id, table.c.state == state)
+        .values(pdf=data, pdf_sha256=hashlib.sha256(data).hexdigest())
+    )
+    return filename_of(b), data
+
+
+def generate(
+    db: Session,
+    period: str,
+    *,
+    on: date | None = None,
+    user_id: int | None = None,
+    workspace_id: int | None = None,
+) -> Bulletin:
+    """Make the period's bulletin as a draft, its PDF queued; ``Conflict`` if it exists (the period
+    is unique)."""
     kind, first, last = span(period)
     if last >= (on or today()):
         raise InvalidInput("只能为已经结束的月份或季度生成通报。", field="period")
@@ -234,12 +283,12 @@ def generate(db: Session, period: str, *, on: date | None = None) -> Bulletin:
     b = Bulletin(
         period=period, kind=kind, start=first, end=last, content=build_content(db, first, last, on=on)
     )
-    _store_pdf(b)
     try:
         with db.begin_nested():
             db.add(b)
     except IntegrityError:  # another process made it a moment ago
         raise Conflict("该期通报已经生成。") from None
+    _queue_pdf(db, b, user_id=user_id, workspace_id=workspace_id)
     return b
 
 
@@ -281,7 +330,7 @@ def issue(db: Session, b: Bulletin, me: CurrentUser) -> None:
         raise Conflict("该期通报已经签发。")
     b.state, b.issued_at = "issued", datetime.now(UTC)
     b.issued_by_id, b.issued_by_name = me.user_id, me.display_name
-    _store_pdf(b)
+    _queue_pdf(db, b, user_id=me.user_id, workspace_id=me.workspace_id)
     record(
         db,
         "bulletin.issued",
@@ -289,12 +338,35 @@ def issue(db: Session, b: Bulletin, me: CurrentUser) -> None:
         workspace_id=me.workspace_id,
         target=f"bulletin:{b.id}",
         period=b.period,
-        sha256=b.pdf_sha256,
     )
+
+
+@dataclass(frozen=True)
+class PdfStatus:
+    """Where the bulletin's PDF stands, for the page (which polls while it is being made)."""
+
+    ready: bool
+    state: str  # queued | running | done | failed (the rendering job's), or done when ready
+    message: str = ""
+
+
+def pdf_status(db: Session, b: Bulletin) -> PdfStatus:
+    if b.pdf_sha256:
+        return PdfStatus(True, "done")
+    from app.jobs.models import Job
+
+    with cross_workspace(db):  # the job is the centre's; its state is all that is read
+        job = db.get(Job, b.pdf_job_id) if b.pdf_job_id else None
+    if job is None:
+        return PdfStatus(False, "failed", "PDF 尚未生成。")
+    state = "running" if job.state == "done" else job.state  # done but not stored: superseded
+    return PdfStatus(False, state, job.message)
 
 
 def pdf(db: Session, b: Bulletin) -> bytes:
     db.refresh(b, ["pdf"])
+    if not b.pdf_sha256:
+        raise Conflict("通报 PDF 正在生成，请稍后再下载。")
     if not b.pdf or hashlib.sha256(b.pdf).hexdigest() != b.pdf_sha256:
         raise NotFound()
     return b.pdf

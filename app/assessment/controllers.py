@@ -235,10 +235,19 @@ class BulletinController(Controller):
         me: NamedDependency[CurrentUser],
         data: Form,
     ) -> Response[Any]:
-        made, error = attempt(db, lambda: bulletins.generate(db, str(data.get("period") or "")).id)
+        made, error = attempt(
+            db,
+            lambda: (
+                bulletins.generate(
+                    db, str(data.get("period") or ""), user_id=me.user_id, workspace_id=me.workspace_id
+                ).id
+            ),
+        )
         if error or made is None:
             return self._list(request, db, me, error=error, form=data, status_code=422)
-        return flash.add(_see_other(f"/bulletins/{made}"), "通报送审稿已生成，请审核后签发。")
+        return flash.add(
+            _see_other(f"/bulletins/{made}"), "通报送审稿已生成，PDF 正在后台生成；请审核后签发。"
+        )
 
     @get("/{bulletin_id:int}", opt=requires(Permission.BULLETIN_VIEW), sync_to_thread=True)
     def detail(
@@ -257,14 +266,27 @@ class BulletinController(Controller):
             title=bulletins.title_of(b),
             states=BULLETIN_STATES,
             can_issue=me.can(Permission.BULLETIN_ISSUE),
+            status=bulletins.pdf_status(db, b),
         )
+
+    @get("/{bulletin_id:int}/pdf-status", opt=requires(Permission.BULLETIN_VIEW), sync_to_thread=True)
+    def pdf_status(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        bulletin_id: FromPath[int],
+    ) -> Response[Any]:
+        """The PDF's progress as a fragment (htmx polls it every second until the file is there)."""
+        b = bulletins.get(db, bulletin_id, me)
+        return page(request, "assessment/_pdf_status.html", b=b, status=bulletins.pdf_status(db, b))
 
     @get("/{bulletin_id:int}/pdf", opt=requires(Permission.BULLETIN_VIEW), sync_to_thread=True)
     def pdf(
         self, db: NamedDependency[Session], me: NamedDependency[CurrentUser], bulletin_id: FromPath[int]
     ) -> Response[bytes]:
         b = bulletins.get(db, bulletin_id, me)
-        name = f"通报_{b.period}{'' if b.state == 'issued' else '_送审稿'}.pdf"
+        name = bulletins.filename_of(b)
         return Response(
             bulletins.pdf(db, b),
             media_type="application/pdf",
@@ -281,4 +303,4 @@ class BulletinController(Controller):
     ) -> Response[Any]:
         b = bulletins.get(db, bulletin_id, me)
         bulletins.issue(db, b, me)
-        return flash.add(_see_other(f"/bulletins/{b.id}"), "通报已签发。")
+        return flash.add(_see_other(f"/bulletins/{b.id}"), "通报已签发，正式 PDF 正在后台生成。")

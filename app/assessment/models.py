@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.cases.models import TimelineEntry
 from app.db import Base, utcnow
+from app.escalation.models import Escalation
 
 
 class AssessmentRules(Base):
@@ -52,8 +54,15 @@ class Bulletin(Base):
     state: Mapped[str] = mapped_column(String(10), default="draft")
     content: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     pdf: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
-    pdf_sha256: Mapped[str] = mapped_column(String(64), default="")
+    pdf_sha256: Mapped[str] = mapped_column(String(64), default="")  # "" while a worker renders it
+    pdf_job_id: Mapped[int | None]  # the job rendering it (jobs.id; no key: jobs may be purged)
     generated_at: Mapped[datetime] = mapped_column(default=utcnow)
     issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     issued_by_name: Mapped[str] = mapped_column(String(64), default="")
     issued_at: Mapped[datetime | None]
+
+
+# Indexes the assessment's rules and the supervision dashboard read through (migration 0021),
+# declared here, beside the queries that need them, on the tables of the case workflow.
+Index("ix_timeline_entries_action_at", TimelineEntry.action, TimelineEntry.at)
+Index("ix_escalations_rung_issued", Escalation.rung, Escalation.issued_on)

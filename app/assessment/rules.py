@@ -164,19 +164,22 @@ def _overdue(w: Window, dialect: str) -> AnySelect:
     ).where(a.is_lead, a.due_date >= w.first, a.due_date <= w.last, a.due_date < w.today, or_(late, owed))
 
 
-def _rung(w: Window, rung: str) -> AnySelect:
+def _rung(w: Window, rung: str, *, slim: bool = False) -> AnySelect:
     e, a = Escalation, Assignment
+    where = (e.rung == rung, e.issued_on >= w.first, e.issued_on <= w.last)
+    if slim:  # counting: the unit is the escalation's own (every escalation has its assignment)
+        return select(e.workspace_id).where(*where)
     return (
         select(e.workspace_id, e.case_id, e.assignment_id, a.sheet_number, a.title, e.issued_on, e.number)
         .join(a, a.id == e.assignment_id)
-        .where(e.rung == rung, e.issued_on >= w.first, e.issued_on <= w.last)
+        .where(*where)
     )
 
 
-def _urge_ignored(w: Window, dialect: str) -> AnySelect:
+def _followed(w: Window) -> ColumnElement[bool]:
     later = aliased(Escalation)
     e = Escalation
-    followed = exists().where(
+    return exists().where(
         later.assignment_id == e.assignment_id,
         later.due_date == e.due_date,
         later.issued_on <= w.today,  # known by then (a December 催办 may be followed in January)
@@ -185,16 +188,22 @@ def _urge_ignored(w: Window, dialect: str) -> AnySelect:
             and_(later.rung == "supervise", later.issued_on > e.issued_on),
         ),
     )
-    return _rung(w, "urge").where(followed)
 
 
-def _timeline(w: Window, action: str) -> AnySelect:
+def _urge_ignored(w: Window, dialect: str) -> AnySelect:
+    return _rung(w, "urge").where(_followed(w))
+
+
+def _timeline(w: Window, action: str, *, slim: bool = False) -> AnySelect:
     t, a = TimelineEntry, Assignment
     start, end = w.moments()
+    where = (t.action == action, t.at >= start, t.at < end)
+    if slim:  # counting: as the listing's inner join, only the steps of an assignment
+        return select(t.workspace_id).where(*where, t.assignment_id.is_not(None))
     return (
         select(t.workspace_id, t.case_id, t.assignment_id, a.sheet_number, a.title, t.at, a.quality_flag)
         .join(a, a.id == t.assignment_id)
-        .where(t.action == action, t.at >= start, t.at < end)
+        .where(*where)
     )
 
 
@@ -238,10 +247,22 @@ def rule_query(key: str, w: Window, dialect: str) -> AnySelect | None:
 
 
 def counts_query(key: str, w: Window, dialect: str) -> AnySelect | None:
-    """``(workspace_id, n)`` per unit for one rule: the aggregate behind the ranking."""
-    query = rule_query(key, w, dialect)
-    if query is None:
-        return None
+    """``(workspace_id, n)`` per unit for one rule: the aggregate behind the ranking.
+
+    The rungs and timeline steps are counted without the join to ``assignments`` that their
+    listing makes for the sheet number and title (a probe per row: most of the time at a million
+    cases, docs/benchmarks.md); the conditions are the same, so are the counts."""
+    if key in ("supervise", "transfer", "urge_ignored"):
+        query = _rung(w, key if key != "urge_ignored" else "urge", slim=True)
+        if key == "urge_ignored":
+            query = query.where(_followed(w))
+    elif key in ("quality", "invalid_return"):
+        query = _timeline(w, "reopen" if key == "quality" else "return_rejected", slim=True)
+    else:
+        found = rule_query(key, w, dialect)
+        if found is None:
+            return None
+        query = found
     sub = query.subquery()
     unit = sub.c[0]
     return select(unit, func.count()).group_by(unit)

@@ -41,6 +41,7 @@ from app.errors import Conflict, InvalidInput, MinpanError, NotSignedIn
 from app.permissions import PUBLIC
 from app.tenants.scope import TenantContext, bind_tenant
 from app.web.errors import handle
+from app.web.ratelimit import limited
 
 SECURITY_SCHEME = "bearerToken"
 
@@ -179,7 +180,7 @@ class MessageFeedController(Controller):
 
     @post(
         "/messages",
-        opt=PUBLIC,
+        opt={**PUBLIC, **limited("intake")},  # per address and token
         sync_to_thread=True,
         status_code=201,
         summary="登记一条留言",

@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
+from app.audit.services import record_contact_view
 from app.cases import attachments, oversight, services, similarity
 from app.cases.vocab import ASSIGNMENT_STATES, BOARDS, CASE_STATES, CATEGORIES, DECLINE_REASONS, QUALITY_FLAGS
 from app.documents.controllers import KIND_LABELS, visible_documents
@@ -81,6 +82,7 @@ class CaseController(Controller):
     ) -> Response[Any]:
         case = services.get_case(db, case_id)
         me: CurrentUser = request.scope["user"]
+        record_contact_view(db, me, case, case_id=case.id, page="case")
         triage = case.state == "received"
         return page(
             request,
@@ -208,6 +210,9 @@ class InboxController(Controller):
     ) -> Response[Any]:
         assignment = services.get_assignment(db, assignment_id)
         me: CurrentUser = request.scope["user"]
+        record_contact_view(
+            db, me, assignment, case_id=assignment.case_id, assignment_id=assignment.id, page="assignment"
+        )
         return page(
             request,
             "inbox/detail.html",

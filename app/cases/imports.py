@@ -121,6 +121,10 @@ def _xlsx_table(data: bytes) -> Iterator[Sequence[object]]:
     try:
         sheet = book.worksheets[0]
         yield from sheet.iter_rows(values_only=True, max_col=64)
+    except InvalidInput:
+        raise
+    except Exception as exc:  # a sheet damaged past the part openpyxl reads when opening
+        raise _refuse("无法读取该 Excel 文件，请用导入模板重新保存后再试。") from exc
     finally:
         book.close()
 

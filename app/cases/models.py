@@ -13,6 +13,7 @@ from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, Un
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
+from app.security.crypto import EncryptedText
 from app.tenants.models import WorkspaceOwned
 
 
@@ -40,10 +41,11 @@ class Case(WorkspaceOwned, Base):
     category: Mapped[str] = mapped_column(String(20))
     topic: Mapped[str] = mapped_column(String(60), default="")
     region: Mapped[str] = mapped_column(String(60), default="")
-    # Personal data: staff only, never public (第七条, 第十八条).
-    citizen_name: Mapped[str] = mapped_column(String(60), default="")
-    citizen_phone: Mapped[str] = mapped_column(String(40), default="")
-    citizen_email: Mapped[str] = mapped_column(String(200), default="")
+    # Personal data: staff only, never public (第七条, 第十八条); sealed at rest (AES-256-GCM,
+    # app/security/crypto.py, migration 0023), masked for roles that do not need it (app/security/contact.py).
+    citizen_name: Mapped[str] = mapped_column(EncryptedText("citizen_name"), default="")
+    citizen_phone: Mapped[str] = mapped_column(EncryptedText("citizen_phone"), default="")
+    citizen_email: Mapped[str] = mapped_column(EncryptedText("citizen_email"), default="")
     registered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
@@ -98,9 +100,9 @@ class Assignment(WorkspaceOwned, Base):
     body: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(20))
     posted_at: Mapped[datetime]
-    citizen_name: Mapped[str] = mapped_column(String(60), default="")
-    citizen_phone: Mapped[str] = mapped_column(String(40), default="")
-    citizen_email: Mapped[str] = mapped_column(String(200), default="")
+    citizen_name: Mapped[str] = mapped_column(EncryptedText("citizen_name"), default="")  # sealed
+    citizen_phone: Mapped[str] = mapped_column(EncryptedText("citizen_phone"), default="")
+    citizen_email: Mapped[str] = mapped_column(EncryptedText("citizen_email"), default="")
     instructions: Mapped[str] = mapped_column(Text, default="")
     dispatched_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_date: Mapped[date]

@@ -10,6 +10,7 @@ from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,7 +21,7 @@ from app.documents.signing import verify_pdf
 from app.errors import NotFound
 from app.permissions import PUBLIC, Permission, requires
 from app.tenants.scope import cross_workspace
-from app.web.render import page
+from app.web.render import csrf_token
 
 KIND_LABELS = {
     "assignment_sheet": "承办单",
@@ -73,6 +74,21 @@ class DocumentController(Controller):
         return pdf_response(document, services.pdf_bytes(document))
 
 
+def _verify_page(request: Request[Any, Any, Any], *, status_code: int = 200, **context: Any) -> Response[Any]:
+    """/verify is for the public: the portal's layout (with the 适老化 switches), and its own CSRF
+    token for the upload form (the page is never cached)."""
+    from app.public.render import public_page
+
+    return public_page(
+        request,
+        "verify/verify.html",
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+        csrf_input=Markup('<input type="hidden" name="_csrf_token" value="{}">').format(csrf_token(request)),
+        **context,
+    )
+
+
 class VerifyController(Controller):
     """Anyone can check a document: by its number, or by uploading the PDF (第十二条: the reply is
     published with the unit's signature and seal)."""
@@ -89,7 +105,7 @@ class VerifyController(Controller):
         found: list[dict[str, Any]] = []
         if number:
             found = published_by_number(db, number.strip()[:40])
-        return page(request, "verify/verify.html", number=number or "", found=found, result=None)
+        return _verify_page(request, number=number or "", found=found, result=None)
 
     @post("", opt=PUBLIC, sync_to_thread=True)
     def upload(
@@ -113,9 +129,8 @@ class VerifyController(Controller):
             else:
                 result = verify_pdf(content)
                 known = result.ok and is_published_file(db, content)
-        return page(
+        return _verify_page(
             request,
-            "verify/verify.html",
             status_code=422 if error else 200,
             number="",
             found=[],

@@ -582,10 +582,11 @@ def escalation_notice(db: Session, escalation: Escalation) -> EscalationNotice:
         raise InvalidInput("该承办单不存在。")
     unit = _unit(db, escalation.workspace_id)
     transfer = escalation.rung == "transfer"
-    # 提醒/催办/督办 come from the centre that dispatched the case; 移交 from the supervision office.
+    # 提醒/催办/督办 come from the centre that dispatched the case; 移交 and a 督办单 督查室 issued by
+    # hand (decided_by_id, app/supervision/supervise.py) from the supervision office.
     issuer = (
         _of_kind(db, WorkspaceKind.SUPERVISOR)
-        if transfer
+        if transfer or escalation.decided_by_id is not None
         else _unit(db, _case(db, escalation.case_id).workspace_id)
     )
     return EscalationNotice(

@@ -721,6 +721,103 @@ def transfer(
     return escalation
 
 
+# --- 督办单 issued by hand: the supervision office's decision with a written reason (第十九条) ---------
+
+
+def supervise(
+    db: Session, *, case_id: int, assignment_id: int, reason: str, actor_id: int, actor_name: str, today: date
+) -> Escalation:
+    """A 督办单 that 督查室 issues by hand to a lead unit, from the quality list: the same rung as
+    the sweep's (numbered 督办〔YYYY〕N号 from the same counter, key ``{assignment}:supervise:{due}``,
+    so once per deadline whoever issues it, and the sweep then leaves the deadline alone), with the
+    supervisor's reason. Writes its escalation row, timeline entry, the principal's notice (and
+    outbox), the audit event and queues the notice's PDF in the caller's transaction. Called inside
+    a cross-workspace block; the caller has checked the case is still owed."""
+    reason = reason.strip()
+    if len(reason) < 10:
+        raise InvalidInput("请写明督办理由（不少于10个字），说明需要督办的问题（第十九条）。", field="reason")
+    if len(reason) > 2000:
+        raise InvalidInput("督办理由不能超过2000字。", field="reason")
+    assignment = db.get(Assignment, assignment_id)
+    if assignment is None or assignment.case_id != case_id or not assignment.is_lead:
+        raise InvalidInput("请选择本件留言的牵头承办单位。")
+    key = _key(assignment.id, "supervise", assignment.due_date)
+    done = select(Escalation.id).where(
+        Escalation.assignment_id == assignment.id,
+        Escalation.rung == "supervise",
+        Escalation.due_date == assignment.due_date,  # as the sweep's due_rows_query: once per deadline
+    )
+    # Numbered first: the counter's row lock makes a second supervisor (or the sweep) wait for this
+    # transaction, and then see its 督办 (READ COMMITTED) and be refused; the number rolls back too.
+    number = allocate_numbers(db, RUNGS["supervise"][1], today.year, 1)[0]
+    if db.scalar(done.limit(1)) is not None:
+        raise Conflict("该承办单位的这件留言在本办理期限内已经督办，不能重复督办。")
+    unit = db.get(Workspace, assignment.workspace_id)
+    now = utcnow()
+    escalation = Escalation(
+        workspace_id=assignment.workspace_id,
+        key=key,
+        assignment_id=assignment.id,
+        case_id=case_id,
+        rung="supervise",
+        number=number,
+        due_date=assignment.due_date,
+        issued_on=today,
+        issued_at=now,
+        decided_by_id=actor_id,
+        reason=reason,
+        fanned_out_at=now,  # its timeline entry and notices are written here, not by fan_out
+    )
+    db.add(escalation)
+    assignments = cast(Table, Assignment.__table__)
+    # The sweep leaves this deadline alone from now on (migration 0019).
+    db.execute(
+        assignments.update()
+        .where(assignments.c.id == assignment.id)
+        .values(supervised_for=assignment.due_date)
+    )
+    due = assignment.due_date
+    text = (
+        f"【督办单】{number}：承办单{assignment.sheet_number}《{assignment.title}》"
+        f"办理期限 {due.month}月{due.day}日，市政府督查室决定督办，"
+        f"请主要负责同志亲自过问、抓紧办理（第十九条）。理由：{reason}"
+    )
+    db.add(
+        TimelineEntry(
+            workspace_id=assignment.workspace_id,
+            case_id=case_id,
+            assignment_id=assignment.id,
+            at=now,
+            actor_id=actor_id,
+            actor_name=actor_name or "市政府督查室",
+            workspace_name=unit.short_name if unit else "",
+            action="supervise",
+            comment=text,
+        )
+    )
+    unit_id = assignment.workspace_id
+    principals = _people(db, [unit_id], (Role.PRINCIPAL.value,)).get(unit_id, [])
+    db.flush()
+    subject, link = f"【督办单】{number}", f"/inbox/{assignment.id}"
+    notify_many(db, [Notice(unit_id, user, f"{key}:{user}", subject, text, link) for user in principals])
+    from app.audit.services import record
+
+    record(
+        db,
+        "escalation.supervise",
+        actor_id=actor_id,
+        workspace_id=assignment.workspace_id,
+        target=f"assignment:{assignment.id}",
+        number=number,
+        manual=True,
+    )
+    from app.documents.queue import queue
+
+    queue(db, "escalation_notice", f"escalation-key:{key}")
+    db.flush()
+    return escalation
+
+
 # --- reading ------------------------------------------------------------------------------------------
 
 

@@ -50,7 +50,7 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
 
 
 def submit(
-    db: Session, *, kind: str, title: str, params: dict[str, Any], workspace_id: int, user_id: int
+    db: Session, *, kind: str, title: str, params: dict[str, Any], workspace_id: int, user_id: int | None
 ) -> Job:
     """Queue a job in ``db``'s transaction; it starts as soon as the transaction commits."""
     if kind not in HANDLERS:
@@ -193,3 +193,13 @@ def _assessment_report(db: Session, params: dict[str, Any], progress: Progress) 
 
     filename, content_type, data = build_report(db, params, progress)
     return Outcome(filename=filename, content_type=content_type, data=data)
+
+
+@handler("bulletin_pdf")
+def _bulletin_pdf(db: Session, params: dict[str, Any], progress: Progress) -> Outcome:
+    """通报's PDF (第二十一条), rendered here rather than in the request (app/assessment/bulletins.py)."""
+    from app.assessment.bulletins import render_stored
+
+    progress(0, 1)
+    filename, data = render_stored(db, int(params["bulletin_id"]))
+    return Outcome(filename=filename, content_type="application/pdf", data=data)

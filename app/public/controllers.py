@@ -20,7 +20,7 @@ from litestar.response import Redirect
 
 from app.errors import NotFound
 from app.permissions import PUBLIC
-from app.public import queries
+from app.public import pages, queries
 from app.public.render import A11Y_COOKIE, a11y_modes, public_page, safe_local_path
 from app.settings import get_settings
 
@@ -90,6 +90,19 @@ def _cached(
     return render(headers)
 
 
+def _stored_page(request: Request[Any, Any, Any], stored: pages.Stored) -> Response[Any]:
+    assert stored.modified is not None and stored.body is not None
+    headers = {
+        "ETag": stored.etag,
+        "Last-Modified": stored.last_modified,
+        "Cache-Control": PAGE_CACHE,
+        "Vary": "Cookie",
+    }
+    if _not_modified(request, stored.etag, stored.modified):
+        return Response(content=b"", status_code=304, headers=headers)
+    return Response(stored.body, media_type="text/html; charset=utf-8", headers=headers)
+
+
 class PublicPortalController(Controller):
     @get("/replies", opt=PUBLIC, sync_to_thread=True)
     def replies(
@@ -117,21 +130,28 @@ class PublicPortalController(Controller):
 
     @get("/replies/{case_id:int}", opt=PUBLIC, sync_to_thread=True)
     def reply(self, request: Request[Any, Any, Any], case_id: FromPath[int]) -> Response[Any]:
+        # 页面静态化: the default display comes from the stored page (app.public.pages) when it is
+        # current; otherwise the case is read and rendered, and the row filled for the next visit.
+        seen: int | None = None
+        if not request.url.query and not a11y_modes(request):
+            stored = pages.lookup(case_id)
+            if stored is not None and stored.body is not None and stored.modified is not None:
+                return _stored_page(request, stored)
+            seen = stored.generation if stored is not None else None
         found = queries.reply(case_id)
         if found is None:
             raise NotFound("该答复不存在或尚未公开。")
-        from app.documents.controllers import published_reply_digest
 
-        with queries.reader() as db:
-            digest = published_reply_digest(db, case_id)  # the sealed PDF arrives after publication
-        return _cached(
-            request,
-            found.etag[:-1] + f"-{(digest or '')[:16]}" + '"',
-            found.last_modified,
-            lambda headers: public_page(
-                request, "public/reply.html", headers=headers, reply=found, pdf_digest=digest
-            ),
-        )
+        def render(headers: dict[str, str]) -> Response[Any]:
+            if seen is None or found is None:
+                return public_page(
+                    request, "public/reply.html", headers=headers, reply=found, pdf_digest=found.pdf_digest
+                )
+            body = pages.render_reply(found)
+            pages.fill(found, body, seen)
+            return Response(body, media_type="text/html; charset=utf-8", headers=headers)
+
+        return _cached(request, found.etag, found.last_modified, render)
 
     @get("/declined", opt=PUBLIC, sync_to_thread=True)
     def declined_list(

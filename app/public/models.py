@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -32,6 +32,10 @@ class PublicEntry(Base):
         Index("ix_public_entries_kind_published", "kind", "published_at"),
         Index("ix_public_entries_kind_unit_published", "kind", "unit_id", "published_at"),
         Index("ix_public_entries_kind_category_published", "kind", "category", "published_at"),
+        # Migration 0020: newest first across both kinds, and the filters' choices by loose index scan.
+        Index("ix_public_entries_published", "published_at", "case_id"),
+        Index("ix_public_entries_kind_topic", "kind", "topic"),
+        Index("ix_public_entries_kind_region", "kind", "region"),
     )
 
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
@@ -50,6 +54,27 @@ class PublicEntry(Base):
     answer: Mapped[str] = mapped_column(Text, default="")
     terms: Mapped[str] = mapped_column(Text)
     indexed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PublicPage(Base):
+    """页面静态化: a published reply page as rendered for the default display, with its ETag.
+
+    Written only by :mod:`app.public.pages`. Triggers (migration 0020) clear ``body`` and bump
+    ``generation`` in the transaction that changes the case, its answering unit or its documents;
+    a page is filled only if the generation is still the one read before rendering, so a stored
+    page never shows anything but what a fresh render would.
+    """
+
+    __tablename__ = "public_pages"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int | None] = mapped_column(index=True)
+    generation: Mapped[int] = mapped_column(default=0)
+    render_version: Mapped[str] = mapped_column(String(16), default="")
+    etag: Mapped[str] = mapped_column(String(80), default="")
+    last_modified: Mapped[datetime | None]
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    rendered_at: Mapped[datetime | None]
 
 
 class Rating(WorkspaceOwned, Base):

@@ -6,8 +6,12 @@ and rolled back on both, and selects named public columns only — never the cit
 or e-mail, instructions, drafts, timeline comments or signatures. It hands the templates frozen
 dataclasses whose text has gone through :func:`app.public.masking.mask`, never ORM objects.
 
-Lists and search read the public index (``public_entries``), joined to the case to check on every
-read that the case is still public. A reply page reads the case itself.
+Lists and search read the public index (``public_entries``; on PostgreSQL search reads the narrow
+table ``public_terms``, migration 0020) and check on every row they return, by the case's primary
+key, that the case is still public — a correlated subquery, not a join: row-level security on
+``cases`` hides a join's size from the planner, which then starts from the cases. Counts stop at
+:data:`COUNT_CAP` (the page says “超过 1000 条” and pages through the first 1,000). A reply page
+reads the case itself, in one statement built once.
 """
 
 from __future__ import annotations
@@ -22,7 +26,22 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Session
 
 from app.cases.models import Case, TimelineEntry
@@ -46,6 +65,10 @@ from app.tenants.models import Workspace
 from app.tenants.scope import TenantContext, bind_tenant
 
 PAGE_SIZE: Final = 20
+# Counts stop here: “超过 1000 条”, and the pages go as far as the first 1,000.
+COUNT_CAP: Final = 1000
+# The public reader's sort memory on PostgreSQL: a common word's bitmap stays exact.
+WORK_MEM: Final = "32MB"
 # Part of every ETag: bump when the reply page's template or the masking rules change.
 RENDER_VERSION: Final = "1"
 
@@ -58,6 +81,7 @@ def reader() -> Iterator[Session]:
     try:
         if session.get_bind().dialect.name == "postgresql":
             session.connection(execution_options={"postgresql_readonly": True})
+            session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         yield session
     finally:
         session.rollback()
@@ -117,9 +141,13 @@ def _month_bounds(month: str) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
+def _unit_id(slug: str) -> Any:
+    return select(Workspace.id).where(Workspace.slug == slug).scalar_subquery()
+
+
 def _filtered(stmt: Select[Any], filters: Filters) -> Select[Any]:
     if filters.unit:
-        stmt = stmt.where(Workspace.slug == filters.unit)
+        stmt = stmt.where(PublicEntry.unit_id == _unit_id(filters.unit))
     if filters.category:
         stmt = stmt.where(PublicEntry.category == filters.category)
     if filters.topic:
@@ -132,12 +160,20 @@ def _filtered(stmt: Select[Any], filters: Filters) -> Select[Any]:
     return stmt
 
 
-def _still_public(kind: str) -> ColumnElement[bool]:
+def _still_public(kind: str, case_id: Any = PublicEntry.case_id, entry_kind: Any = PublicEntry.kind) -> Any:
+    """The index row's case is still public (of ``kind``): checked per row on the case's key."""
     if kind == "reply":
-        return is_public_reply() & (PublicEntry.kind == "reply")
-    if kind == "declined":
-        return is_public_declined() & (PublicEntry.kind == "declined")
-    return is_public()
+        condition, wanted = is_public_reply(), entry_kind == "reply"
+    elif kind == "declined":
+        condition, wanted = is_public_declined(), entry_kind == "declined"
+    else:
+        condition, wanted = is_public(), None
+    # OFFSET 0 keeps PostgreSQL from turning the EXISTS into a semi-join (which would start from
+    # the cases again): it stays a per-row probe of the cases' primary key.
+    check = exists(
+        select(literal_column("1")).select_from(Case).where(Case.id == case_id, condition).offset(0)
+    )
+    return check if wanted is None else wanted & check
 
 
 # --- lists and search ------------------------------------------------------------------------------
@@ -170,9 +206,17 @@ class ListItem:
 @dataclass(frozen=True)
 class ResultPage:
     items: list[ListItem]
-    total: int
+    total: int  # at most COUNT_CAP + 1: more than COUNT_CAP shows as “超过 1000 条”
     page: int
     pages: int
+
+    @property
+    def capped(self) -> bool:
+        return self.total > COUNT_CAP
+
+    @property
+    def cap(self) -> int:
+        return COUNT_CAP
 
     def numbers(self) -> list[int | None]:
         """Page numbers to link, None for a gap: 1 … 4 5 [6] 7 8 … 20."""
@@ -198,18 +242,91 @@ _LIST_COLUMNS: Final = (
     PublicEntry.posted_at,
     PublicEntry.published_at,
     Workspace.short_name,
-    Case.decline_reason,
+    select(Case.decline_reason)
+    .where(Case.id == PublicEntry.case_id)
+    .scalar_subquery()
+    .label("decline_reason"),
 )
 
 
 def _base(columns: Any, kind: str) -> Select[Any]:
-    return (
-        select(*columns)
-        .select_from(PublicEntry)
-        .join(Case, Case.id == PublicEntry.case_id)
-        .outerjoin(Workspace, Workspace.id == PublicEntry.unit_id)
-        .where(_still_public(kind))
+    stmt = select(*columns).select_from(PublicEntry)
+    if any(getattr(c, "table", None) is Workspace.__table__ for c in columns):
+        stmt = stmt.outerjoin(Workspace, Workspace.id == PublicEntry.unit_id)
+    return stmt.where(_still_public(kind))
+
+
+def _capped_count(db: Session, stmt: Select[Any]) -> int:
+    """How many rows ``stmt`` finds, counting no further than COUNT_CAP + 1."""
+    return db.scalar(select(func.count()).select_from(stmt.limit(COUNT_CAP + 1).subquery())) or 0
+
+
+# --- search on PostgreSQL: the narrow table public_terms (migration 0020) ---------------------------
+
+# Not in the models' metadata: the table exists on PostgreSQL only (see app.public.search).
+_TERMS: Final = Table(
+    search.PG_TERMS,
+    MetaData(),
+    Column("case_id", Integer, primary_key=True),
+    Column("kind", String(10)),
+    Column("published_at", DateTime(timezone=True)),
+    Column("unit_id", Integer),
+    Column("category", String(20)),
+    Column("tsv", TSVECTOR),
+)
+_T_CASE = _TERMS.c.case_id
+_T_KIND = _TERMS.c.kind
+_T_PUBLISHED = _TERMS.c.published_at
+_T_TSV = _TERMS.c.tsv
+
+
+def _pg_search(kind: str, filters: Filters, query: search.Query) -> Select[Any]:
+    """The cases a search finds, from the narrow table: case id and date only."""
+    stmt = (
+        select(_T_CASE.label("case_id"), _T_PUBLISHED.label("published_at"))
+        .select_from(_TERMS)
+        .where(_T_TSV.op("@@")(search.tsquery(query)))
+        .where(_still_public(kind, _T_CASE, _T_KIND))
     )
+    if filters.unit:
+        stmt = stmt.where(_TERMS.c.unit_id == _unit_id(filters.unit))
+    if filters.category:
+        stmt = stmt.where(_TERMS.c.category == filters.category)
+    if filters.month:
+        start, end = _month_bounds(filters.month)
+        stmt = stmt.where(start <= _T_PUBLISHED, end > _T_PUBLISHED)
+    if filters.topic or filters.region:
+        entry: Select[Any] = (
+            select(literal_column("1")).select_from(PublicEntry).where(PublicEntry.case_id == _T_CASE)
+        )
+        if filters.topic:
+            entry = entry.where(PublicEntry.topic == filters.topic)
+        if filters.region:
+            entry = entry.where(PublicEntry.region == filters.region)
+        stmt = stmt.where(entry.exists())
+    return stmt
+
+
+def _pg_search_page(
+    db: Session, kind: str, filters: Filters, query: search.Query, page: int, per_page: int
+) -> tuple[int, list[Any]]:
+    found = _pg_search(kind, filters, query)
+    total = _capped_count(db, found)
+    pages = max(1, -(-min(total, COUNT_CAP) // per_page))
+    page = min(max(1, page), pages)
+    if not total:
+        return 0, []
+    ids = [
+        row.case_id
+        for row in db.execute(
+            found.order_by(_T_PUBLISHED.desc(), _T_CASE.desc()).limit(per_page).offset((page - 1) * per_page)
+        )
+    ]
+    by_id = {
+        row.case_id: row
+        for row in db.execute(_base(_LIST_COLUMNS, "all").where(PublicEntry.case_id.in_(ids)))
+    }
+    return total, [by_id[i] for i in ids if i in by_id]
 
 
 def _item(row: Any, terms: tuple[str, ...]) -> ListItem:
@@ -239,30 +356,46 @@ def list_entries(kind: str, filters: Filters, page: int = 1, *, per_page: int = 
     query = search.parse_query(filters.q) if filters.q else None
     if query is not None and not query:  # only punctuation: nothing to look for
         return ResultPage([], 0, 1, 1)
+    found: list[Any]
     with reader() as db:
-        count = _filtered(_base((func.count(),), kind), filters)
-        rows = _filtered(_base(_LIST_COLUMNS, kind), filters)
-        if query is not None:
-            condition = search.matches(db, query)
-            count, rows = count.where(condition), rows.where(condition)
-        total = db.scalar(count) or 0
-        pages = max(1, -(-total // per_page))
-        page = min(max(1, page), pages)
-        found = (
-            db.execute(
-                rows.order_by(PublicEntry.published_at.desc(), PublicEntry.case_id.desc())
-                .limit(per_page)
-                .offset((page - 1) * per_page)
-            ).all()
-            if total
-            else []
-        )
+        if query is not None and db.get_bind().dialect.name == "postgresql":
+            total, found = _pg_search_page(db, kind, filters, query, page, per_page)
+        else:
+            rows = _filtered(_base(_LIST_COLUMNS, kind), filters)
+            ids = _filtered(_base((PublicEntry.case_id,), kind), filters)
+            if query is not None:
+                condition = search.matches(db, query)
+                rows, ids = rows.where(condition), ids.where(condition)
+            if query is None:  # the first 1,001 newest: a walk of the date index, whatever the statistics
+                ids = ids.order_by(PublicEntry.published_at.desc(), PublicEntry.case_id.desc())
+            total = _capped_count(db, ids)
+            page = min(max(1, page), max(1, -(-min(total, COUNT_CAP) // per_page)))
+            found = (
+                list(
+                    db.execute(
+                        rows.order_by(PublicEntry.published_at.desc(), PublicEntry.case_id.desc())
+                        .limit(per_page)
+                        .offset((page - 1) * per_page)
+                    )
+                )
+                if total
+                else []
+            )
+    pages = max(1, -(-min(total, COUNT_CAP) // per_page))
+    page = min(max(1, page), pages)
     terms = query.terms if query else ()
     return ResultPage([_item(r, terms) for r in found], total, page, pages)
 
 
 def latest_replies(limit: int = 8) -> list[ListItem]:
-    return list_entries("reply", Filters(), 1, per_page=limit).items
+    """The newest replies for the home page: no count."""
+    with reader() as db:
+        rows = db.execute(
+            _base(_LIST_COLUMNS, "reply")
+            .order_by(PublicEntry.published_at.desc(), PublicEntry.case_id.desc())
+            .limit(limit)
+        ).all()
+    return [_item(r, ()) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -277,32 +410,50 @@ class FilterOptions:
 def filter_options(kind: str) -> FilterOptions:
     """The values the filters of a list can take: only those that find something."""
     with reader() as db:
+        # A unit that answered something public: one probe of (kind, unit_id, published_at) each.
         units = db.execute(
-            _base((Workspace.slug, Workspace.name), kind)
-            .group_by(Workspace.slug, Workspace.name)
+            select(Workspace.slug, Workspace.name)
+            .where(
+                exists(
+                    select(literal_column("1"))
+                    .select_from(PublicEntry)
+                    .where(PublicEntry.kind == kind, PublicEntry.unit_id == Workspace.id, _still_public(kind))
+                )
+            )
             .order_by(Workspace.name)
         ).all()
-        topics = db.scalars(
-            _base((PublicEntry.topic,), kind)
-            .where(PublicEntry.topic != "")
-            .distinct()
-            .order_by(PublicEntry.topic)
-        ).all()
-        regions = db.scalars(
-            _base((PublicEntry.region,), kind)
-            .where(PublicEntry.region != "")
-            .distinct()
-            .order_by(PublicEntry.region)
-        ).all()
-        first, last = db.execute(
-            _base((func.min(PublicEntry.published_at), func.max(PublicEntry.published_at)), kind)
-        ).one()
+        topics = db.scalars(_distinct_values("topic"), {"kind": kind}).all()
+        regions = db.scalars(_distinct_values("region"), {"kind": kind}).all()
+        # The two ends of (kind, published_at), walked until a row whose case is still public.
+        ends = [
+            db.scalar(
+                select(PublicEntry.published_at)
+                .where(PublicEntry.kind == kind, _still_public(kind))
+                .order_by(order)
+                .limit(1)
+            )
+            for order in (PublicEntry.published_at.asc(), PublicEntry.published_at.desc())
+        ]
     return FilterOptions(
         units=[(slug, name) for slug, name in units if slug],
         categories=list(CATEGORIES.items()),
         topics=list(topics)[:200],
         regions=list(regions)[:200],
-        months=_months_between(first, last),
+        months=_months_between(ends[0], ends[1]),
+    )
+
+
+def _distinct_values(column: str) -> Any:
+    """The distinct non-empty values of ``column`` for a kind, by a loose index scan of
+    ``(kind, column)`` (a recursive CTE, one index probe a value; at most 200)."""
+    assert column in ("topic", "region")
+    return text(
+        f"WITH RECURSIVE v(value, n) AS ("  # noqa: S608 (a constant column name)
+        f" SELECT (SELECT min({column}) FROM public_entries WHERE kind = :kind AND {column} > ''), 1"
+        f" UNION ALL"
+        f" SELECT (SELECT min({column}) FROM public_entries WHERE kind = :kind AND {column} > v.value), n + 1"
+        f" FROM v WHERE v.value IS NOT NULL AND n < 200"
+        f") SELECT value FROM v WHERE value IS NOT NULL"
     )
 
 
@@ -342,7 +493,8 @@ class Reply:
     private: bool
     is_explanation: bool
     answer: str  # the masked reply, or the 第十八条 note
-    etag: str
+    etag: str  # covers the case's version, the unit's name and phone and the sealed PDF
+    pdf_digest: str | None = None  # SHA-256 of the sealed reply letter, once it has been issued
 
     @property
     def category_label(self) -> str:
@@ -362,10 +514,29 @@ def _etag(*parts: Any) -> str:
     return f'"{digest[:32]}"'
 
 
-def reply(case_id: int) -> Reply | None:
-    """The published reply of a case, or None (unpublished, declined, missing: all alike)."""
-    with reader() as db:
-        row = db.execute(
+_REPLY_STATEMENT: Any = None
+
+
+def _reply_statement() -> Any:
+    """The reply page's one statement (the case, its unit and the sealed PDF's digest), built once."""
+    global _REPLY_STATEMENT
+    if _REPLY_STATEMENT is None:
+        from app.documents.models import Document
+
+        digest = (
+            select(Document.sha256)
+            .where(
+                Document.case_id == Case.id,
+                Document.kind == "reply_letter",
+                Document.workspace_id == Case.reply_unit_id,
+                Case.reply_private.is_(False),
+            )
+            .order_by(Document.created_at.desc(), Document.id.desc())
+            .limit(1)
+            .scalar_subquery()
+            .label("pdf_digest")
+        )
+        _REPLY_STATEMENT = (
             select(
                 Case.id,
                 Case.version,
@@ -386,14 +557,30 @@ def reply(case_id: int) -> Reply | None:
                 Case.reply_handler_phone,
                 Workspace.name,
                 Workspace.contact_phone,
+                digest,
             )
             .outerjoin(Workspace, Workspace.id == Case.reply_unit_id)
-            .where(Case.id == case_id, is_public_reply())
-        ).one_or_none()
+            .where(Case.id == bindparam("case_id"), is_public_reply())
+        )
+    return _REPLY_STATEMENT
+
+
+def reply(case_id: int, db: Session | None = None) -> Reply | None:
+    """The published reply of a case, or None (unpublished, declined, missing: all alike).
+
+    Read through the public reader, or through ``db`` (the publish step's own transaction, which
+    renders the static page; it must see every workspace).
+    """
+    if db is None:
+        with reader() as own:
+            row = own.execute(_reply_statement(), {"case_id": case_id}).one_or_none()
+    else:
+        row = db.execute(_reply_statement(), {"case_id": case_id}).one_or_none()
     if row is None:
         return None
     keep = (row.reply_handler_name, row.reply_handler_phone, row.contact_phone or "")
     answer = PRIVATE_REPLY_NOTE if row.reply_private else mask(row.reply_text, keep=keep)
+    etag = _etag("reply", row.id, row.version, row.published_at, row.name, row.contact_phone)
     return Reply(
         case_id=row.id,
         title=mask(row.title),
@@ -413,7 +600,8 @@ def reply(case_id: int) -> Reply | None:
         private=row.reply_private,
         is_explanation=row.reply_is_explanation,
         answer=answer,
-        etag=_etag("reply", row.id, row.version, row.published_at, row.name, row.contact_phone),
+        etag=etag[:-1] + f"-{(row.pdf_digest or '')[:16]}" + '"',
+        pdf_digest=row.pdf_digest,
     )
 
 

@@ -51,9 +51,7 @@ def _here(request: Request[Any, Any, Any]) -> str:
     return request.url.path + ("?" + query if query else "")
 
 
-def _a11y_links(request: Request[Any, Any, Any], modes: frozenset[str]) -> dict[str, str]:
-    here = _here(request)
-
+def _a11y_links(here: str, modes: frozenset[str]) -> dict[str, str]:
     def link(**params: int) -> str:
         return "/a11y?" + urlencode({**params, "next": here})
 
@@ -72,21 +70,30 @@ def public_page(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> Response[str]:
-    modes = a11y_modes(request)
-    path = request.url.path
+    html = render_public(
+        template, url_path=request.url.path, url_query=request.url.query, modes=a11y_modes(request), **context
+    )
+    return Response(
+        html, media_type="text/html; charset=utf-8", status_code=status_code, headers=headers or {}
+    )
+
+
+def render_public(
+    template: str, *, url_path: str, url_query: str, modes: frozenset[str], **context: Any
+) -> str:
+    """A public page's HTML: a function of the address, the 适老化 modes and the context only
+    (so that a reply page can be rendered once and stored, app.public.pages)."""
+    path = url_path
+    here = url_path + ("?" + url_query if url_query else "")
     base = {
-        "request": request,
         "a11y": modes,
         "a11y_class": " ".join(f"a11y-{m}" for m in sorted(modes)),
-        "a11y_links": _a11y_links(request, modes),
+        "a11y_links": _a11y_links(here, modes),
         "public_nav": [
             (label, href, path == href or (href != "/" and path.startswith(href + "/")))
             for label, href in NAV
         ],
-        "here": _here(request),
+        "here": here,
         "static_version": "1",
     }
-    html = environment().get_template(template).render({**base, **context})
-    return Response(
-        html, media_type="text/html; charset=utf-8", status_code=status_code, headers=headers or {}
-    )
+    return environment().get_template(template).render({**base, **context})

@@ -17,6 +17,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
+from app.audit.services import record_contact_view
 from app.cases.models import Case
 from app.cases.services import get_case
 from app.errors import Conflict, InvalidInput, MinpanError, NotFound
@@ -28,7 +29,8 @@ from app.settings import get_settings
 from app.web import flash
 from app.web.deps import Form, attempt
 from app.web.identity import client_ip
-from app.web.render import csrf_token, page
+from app.web.ratelimit import limited
+from app.web.render import csrf_token, is_htmx, page
 
 PRIVATE: Final = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 VOCAB: Final[dict[str, Any]] = {
@@ -56,6 +58,8 @@ class SatisfactionController(Controller):
         status_code: int = 200,
         partial: str | None = None,
     ) -> Response[Any]:
+        if not (partial and is_htmx(request)):  # the full page shows the citizen's contact data
+            record_contact_view(db, request.scope["user"], case, case_id=case.id, page="satisfaction")
         return page(
             request,
             "cases/satisfaction.html",
@@ -117,6 +121,7 @@ class RatingController(Controller):
     """The citizen's side: /rate/{token}, from the personal link."""
 
     path = "/rate"
+    opt = limited("rating")  # per address: app/web/ratelimit.py
 
     def _form(
         self,

@@ -49,7 +49,9 @@ from app.tenants.scope import cross_workspace
 
 # Database objects of the index that the models do not describe (Alembic's comparison skips them).
 FTS_TABLE: Final = "public_search"
-PG_INDEX: Final = "ix_public_entries_terms_fts"
+PG_INDEX: Final = "ix_public_entries_terms_fts"  # until migration 0020
+PG_TERMS: Final = "public_terms"  # the narrow search table (migration 0020)
+PG_TERMS_INDEX: Final = "ix_public_terms_tsv"
 MAX_QUERY_TERMS: Final = 8
 MAX_QUERY_LENGTH: Final = 60
 
@@ -61,8 +63,8 @@ def include_name(name: str | None, type_: str, _parents: Any = None) -> bool:
     if name is None:
         return True
     if type_ == "table":
-        return not (name == FTS_TABLE or name.startswith(FTS_TABLE + "_"))
-    return name != PG_INDEX
+        return not (name in (FTS_TABLE, PG_TERMS) or name.startswith(FTS_TABLE + "_"))
+    return name not in (PG_INDEX, PG_TERMS_INDEX)
 
 
 # --- tokens ---------------------------------------------------------------------------------------
@@ -144,6 +146,11 @@ def _tsquery_expression(query: Query) -> str:
             tokens[-1] += ":*"
         parts.append("(" + " <-> ".join(tokens) + ")")
     return " & ".join(parts)
+
+
+def tsquery(query: Query) -> ColumnElement[Any]:
+    """The query as a PostgreSQL ``tsquery`` (configuration ``simple``)."""
+    return func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery_expression(query))
 
 
 def matches(db: Session, query: Query) -> ColumnElement[bool]:
@@ -264,6 +271,10 @@ def index_case(db: Session, case_id: int) -> bool:
         if row is None:
             return False
         db.execute(insert(PublicEntry).values(entry_values(db, row)))
+        # 页面静态化: the reply page, rendered in this transaction (app.public.pages).
+        from app.public.pages import render_in
+
+        render_in(db, case_id)
     return True
 
 

@@ -8,15 +8,17 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
 from app.cases.vocab import ASSIGNMENT_STATES, CASE_STATES, CATEGORIES
-from app.errors import InvalidInput
+from app.errors import Conflict, InvalidInput
 from app.escalation.services import RUNG_TITLES
 from app.jobs import services as jobs
 from app.permissions import Permission, requires
-from app.supervision import exports, queries, stats
+from app.supervision import exports, queries, stats, supervise
+from app.web import flash
 from app.web.deps import Form, attempt
 from app.web.render import page
 from app.workflows.deadlines import local_date
@@ -109,7 +111,55 @@ class SupervisionController(Controller):
             labels=queries.QUALITY_LABELS,
             rung_titles=RUNG_TITLES,
             assignment_states=ASSIGNMENT_STATES,
+            can_supervise=request.scope["user"].can(Permission.CASE_TRANSFER),
         )
+
+    def _supervise_page(
+        self,
+        request: Request[Any, Any, Any],
+        db: Session,
+        case_id: int,
+        *,
+        error: Any = None,
+        form: dict[str, Any] | None = None,
+        status_code: int = 200,
+    ) -> Response[Any]:
+        return page(
+            request,
+            "supervision/supervise.html",
+            t=supervise.target(db, case_id),
+            rung_titles=RUNG_TITLES,
+            assignment_states=ASSIGNMENT_STATES,
+            case_states=CASE_STATES,
+            error=error,
+            form=form or {},
+            status_code=status_code,
+        )
+
+    # 第十九条: 督查室 issues a 督办单 by hand (the 督查员's escalation decision, like 移交).
+    @get("/quality/{case_id:int}/supervise", opt=requires(Permission.CASE_TRANSFER), sync_to_thread=True)
+    def supervise_form(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Session], case_id: FromPath[int]
+    ) -> Response[Any]:
+        return self._supervise_page(request, db, case_id)
+
+    @post("/quality/{case_id:int}/supervise", opt=requires(Permission.CASE_TRANSFER), sync_to_thread=True)
+    def issue_supervision(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        case_id: FromPath[int],
+        data: Form,
+    ) -> Response[Any]:
+        issued, error = attempt(
+            db, lambda: supervise.issue(db, me, case_id, str(data.get("reason", "")), _today())
+        )
+        if error or issued is None:
+            status = error.status_code if error else 422
+            return self._supervise_page(request, db, case_id, error=error, form=data, status_code=status)
+        response = Response("", status_code=303, headers={"Location": f"/oversight/{issued.case_id}"})
+        return flash.add(response, f"已发出督办单 {issued.number}，并通知承办单位主要负责同志。")
 
     @post("/export", opt=requires(Permission.CASE_OVERSEE), sync_to_thread=True)
     def export(
@@ -132,13 +182,14 @@ class StatsController(Controller):
         unit_id: int | None,
         unit_name: str = "",
         action: str,
+        params: Any = None,
+        error: InvalidInput | Conflict | None = None,
     ) -> Response[Any]:
         today = _today()
         try:
-            start, end = stats.parse_period(request.query_params, today)
-            error = None
+            start, end = stats.parse_period(request.query_params if params is None else params, today)
         except InvalidInput as exc:
-            start, end, error = today.replace(day=1), today, exc
+            start, end, error = today.replace(day=1), today, error or exc
         figures = stats.period_stats(db, start, end, today, unit_id=unit_id)
         return page(
             request,
@@ -169,7 +220,12 @@ class StatsController(Controller):
         )
 
     def _export(
-        self, db: Session, me: CurrentUser, data: dict[str, Any], unit_id: int | None
+        self,
+        request: Request[Any, Any, Any],
+        db: Session,
+        me: CurrentUser,
+        data: dict[str, Any],
+        unit_id: int | None,
     ) -> Response[Any]:
         def queue() -> int:
             start, end = stats.parse_period(data, _today())
@@ -183,18 +239,35 @@ class StatsController(Controller):
 
         job_id, error = attempt(db, queue)
         if error or job_id is None:
-            return Response(str(error), status_code=422, media_type="text/plain; charset=utf-8")
+            # The page again, with the period as asked and the reason in Chinese (422).
+            return self._page(
+                request,
+                db,
+                unit_id=unit_id,
+                unit_name=(me.workspace.name if me.workspace else "") if unit_id is not None else "",
+                action="/stats/unit" if unit_id is not None else "/stats/centre",
+                params=data,
+                error=error or InvalidInput("导出失败，请检查统计期间后重试。"),
+            )
         return _to_job(job_id)
 
     @post("/centre/export", opt=requires(Permission.STATS_VIEW), sync_to_thread=True)
     def centre_export(
-        self, db: NamedDependency[Session], me: NamedDependency[CurrentUser], data: Form
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        data: Form,
     ) -> Response[Any]:
-        return self._export(db, me, data, None)
+        return self._export(request, db, me, data, None)
 
     @post("/unit/export", opt=requires(Permission.STATS_VIEW_OWN), sync_to_thread=True)
     def unit_export(
-        self, db: NamedDependency[Session], me: NamedDependency[CurrentUser], data: Form
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        me: NamedDependency[CurrentUser],
+        data: Form,
     ) -> Response[Any]:
         # The unit is the asker's own workspace, never a form field.
-        return self._export(db, me, data, me.workspace_id)
+        return self._export(request, db, me, data, me.workspace_id)

@@ -67,6 +67,18 @@ def _describe(exc: Exception) -> tuple[int, str, str]:
     return 500, *_TITLES[500]
 
 
+# The public portal's addresses: their errors (a reply not public, a bad search) wear its layout.
+_PUBLIC_PREFIXES = ("/replies", "/declined", "/search", "/stats", "/a11y", "/rate", "/verify", "/sitemap.xml")
+
+
+def _public_layout(request: Request[Any, Any, Any]) -> bool:
+    """A visitor of the public portal, or anyone who is not signed in, gets the public layout."""
+    path = request.url.path
+    if path == "/" or any(path == p or path.startswith(p + "/") for p in _PUBLIC_PREFIXES):
+        return True
+    return SESSION_COOKIE not in request.cookies
+
+
 def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     code, title, message = _describe(exc)
     if request.url.path.startswith("/api/"):
@@ -100,6 +112,22 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
             headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
         )
     try:
+        if _public_layout(request):
+            from app.public.render import a11y_modes, render_public
+
+            html, cookies = (
+                render_public(
+                    "public/error.html",
+                    url_path=request.url.path,
+                    url_query=request.url.query,
+                    modes=a11y_modes(request),
+                    code=code,
+                    title=title,
+                    message=message,
+                ),
+                [],
+            )
+            return Response(html, status_code=code, media_type=MediaType.HTML)
         html, cookies = render_html(request, "errors/error.html", code=code, title=title, message=message)
     except Exception:  # the error page itself must never fail
         log.exception("error page failed")

@@ -18,6 +18,7 @@ from litestar.utils.scope.state import ScopeState
 from markupsafe import Markup
 
 from app.permissions import ROLE_LABELS, Permission, Role
+from app.security.contact import contact
 from app.settings import get_settings
 from app.web import flash
 from app.web.nav import navigation
@@ -85,6 +86,7 @@ def environment() -> Environment:
     env.filters["provisional"] = _provisional
     env.filters["overdue"] = _overdue
     env.filters["publish_by"] = _publish_by
+    env.globals["contact"] = contact  # the citizen's contact data, full or masked by role
     return env
 
 
