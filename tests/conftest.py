@@ -75,10 +75,20 @@ def reset_data() -> None:
         # The demo queues its documents for the workers; tests start with an empty outbox and
         # issue the documents they need themselves (rendering is slow and tested on its own).
         db.execute(OutboxMessage.__table__.delete())
+    flush_broker()  # and the messages the demo's commit handed to the (stub) broker
+    days.invalidate()
+
+
+def flush_broker() -> None:
+    """Empty the stub broker's queues and forget the messages a stopped worker had taken and never
+    acknowledged: a later ``join()`` would otherwise wait for them for ever."""
     import tasks
 
-    tasks.broker.flush_all()  # and the messages the demo's commit handed to the (stub) broker
-    days.invalidate()
+    tasks.broker.flush_all()
+    for queue in getattr(tasks.broker, "queues", {}).values():
+        with queue.all_tasks_done:
+            queue.unfinished_tasks = 0
+            queue.all_tasks_done.notify_all()
 
 
 @pytest.fixture()
@@ -130,4 +140,4 @@ def worker() -> Iterator[Any]:
         yield drain
     finally:
         w.stop()
-        tasks.broker.flush_all()
+        flush_broker()
