@@ -58,6 +58,8 @@ export MINPAN_SECRET_KEY=migration-check-secret-key-0123456789abcdef
 export MINPAN_ARGON2_TIME_COST=1 MINPAN_ARGON2_MEMORY_COST=1024
 export MINPAN_VAR_DIR="$tmp/var"
 export MINPAN_METRICS_DIR="$tmp/metrics"
+# Both releases seal and open citizens' contact data with the same key, as in a real deploy.
+export MINPAN_DATA_KEYS="check:GG3E7HWjgb3ivgnaARn/H5Xb6/b4bxCSHED9dBZ4ONw="
 
 if [[ "$url" == postgresql* ]]; then
   "$PY" - <<'PY'

@@ -30,6 +30,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
@@ -38,7 +39,7 @@ from sqlalchemy import Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from app.settings import BASE_DIR, Settings, get_settings
+from app.settings import Settings, get_settings
 
 PREFIX: Final = "enc1:"
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -152,9 +153,10 @@ def key_id_of(stored: str) -> str | None:
     return key_id if sep and _KEY_ID.match(key_id) else None
 
 
-def _default_keys() -> str:
-    """The embedded default's key, generated once per checkout (production sets MINPAN_DATA_KEYS)."""
-    path = BASE_DIR / "var" / "data_keys"
+def _default_keys(settings: Settings) -> str:
+    """The embedded default's key, generated once in MINPAN_VAR_DIR (production sets
+    MINPAN_DATA_KEYS)."""
+    path = Path(settings.var_dir) / "data_keys"
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +167,7 @@ def _default_keys() -> str:
 
 
 def keyring_from(settings: Settings) -> Keyring:
-    return Keyring.from_spec(settings.data_keys or _default_keys())
+    return Keyring.from_spec(settings.data_keys or _default_keys(settings))
 
 
 _override: list[Keyring] = []
