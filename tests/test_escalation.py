@@ -432,7 +432,11 @@ def test_a_principal_gets_one_digest_for_many_rungs_of_one_sweep(demo) -> None: 
 
     with system_session() as db:
         lead = db.scalar(
-            select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending").limit(1)
+            select(Assignment)
+            .join(Workspace, Workspace.id == Assignment.workspace_id)
+            .where(Assignment.is_lead.is_(True), Assignment.state == "pending", Workspace.slug == "horqin")
+            .order_by(Assignment.id)
+            .limit(1)
         )
         assert lead is not None
         unit = lead.workspace_id
@@ -476,7 +480,10 @@ def test_a_supervised_deadline_leaves_the_sweep_until_an_extension_moves_it(demo
 
     with system_session() as db:
         a = db.scalar(
-            select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending").limit(1)
+            select(Assignment)
+            .where(Assignment.is_lead.is_(True), Assignment.state == "pending")
+            .order_by(Assignment.id)
+            .limit(1)
         )
         assert a is not None
         for other in db.scalars(select(Assignment).where(Assignment.id != a.id)):
