@@ -121,10 +121,14 @@ def _own_case_and_assignment(slug: str) -> tuple[int, int]:
 
     with system_session() as db:
         ws = db.scalar(select(Workspace.id).where(Workspace.slug == slug))
-        case = db.scalar(select(Case.id).where(Case.workspace_id == ws)) or db.scalar(
-            select(Case.id).limit(1)
+        # In id order (PostgreSQL returns unordered rows in any order); a workspace without cases
+        # of its own (the supervision office) oversees one that has been dispatched.
+        case = db.scalar(
+            select(Case.id).where(Case.workspace_id == ws).order_by(Case.id).limit(1)
+        ) or db.scalar(select(Case.id).where(Case.dispatched_at.is_not(None)).order_by(Case.id).limit(1))
+        assignment = db.scalar(
+            select(Assignment.id).where(Assignment.workspace_id == ws).order_by(Assignment.id).limit(1)
         )
-        assignment = db.scalar(select(Assignment.id).where(Assignment.workspace_id == ws))
     return case or MISSING, assignment or MISSING
 
 
