@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Minpan needs on Debian 12 (or a later Debian/Ubuntu), idempotently:
 # system packages (CJK fonts, HarfBuzz subsetting for fast PDFs, Pango for WeasyPrint), a Python
-# virtual environment with the project, and — with --dev — the test tools and Debian's Chromium.
+# virtual environment with the project, and — with --dev — the test tools, Debian's Chromium and nginx.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,8 @@ if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
 packages=(python3 python3-venv fonts-noto-cjk libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0
           libcairo2 poppler-utils graphviz ca-certificates)
-if [ "$dev" = 1 ]; then packages+=(chromium); fi
+# Tests: Chromium for the browser tests, nginx to check deploy/nginx/minpan.conf in front of two web processes.
+if [ "$dev" = 1 ]; then packages+=(chromium nginx-light); fi
 
 missing=()
 for p in "${packages[@]}"; do

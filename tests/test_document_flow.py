@@ -8,6 +8,8 @@ from datetime import date
 
 from sqlalchemy import func, select
 
+from app.accounts.models import User
+from app.audit.models import AuditEvent
 from app.cases.models import Assignment, Case
 from app.db import system_session
 from app.documents.models import Document
@@ -90,6 +92,26 @@ def test_a_dispatch_queues_the_assignment_sheets_and_the_workers_issue_them(
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert f"/documents/{sheet_id}" in clerk.get(f"/cases/{case_id}").text
     assert clerk.get(f"/documents/{sheet_id}").status_code == 200
+    # The 承办单 prints the citizen's name and telephone: each download is logged as a read of
+    # contact data; the unit's administrator (who sees the data masked) cannot take it.
+    with system_session() as db:
+        logged = db.execute(
+            select(User.username, AuditEvent.detail)
+            .join(User, User.id == AuditEvent.actor_id)
+            .where(AuditEvent.action == "contact.viewed", AuditEvent.target == f"case:{case_id}")
+        ).all()
+    pages = {(name, detail["page"]) for name, detail in logged}
+    assert {
+        ("horqin.handler", f"document:assignment_sheet:{sheet_id}"),
+        ("zx.clerk", f"document:assignment_sheet:{sheet_id}"),
+    } <= pages
+    unit_admin = make_client()
+    sign_in(unit_admin, "horqin.admin")
+    refused = unit_admin.get(f"/documents/{sheet_id}")
+    assert (
+        refused.status_code == 403 and "不能下载" in refused.text and not refused.content.startswith(b"%PDF")
+    )
+    assert "不可下载" in unit_admin.get(f"/inbox/{assignment_id}").text
     # Another unit: not a byte of it.
     other = make_client()
     sign_in(other, "naiman.handler")

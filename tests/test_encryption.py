@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -325,6 +326,35 @@ def test_migration_0023_seals_existing_rows_and_the_downgrade_opens_them(tmp_pat
     finally:
         engine.dispose()
         _drop(handle)
+
+
+def test_a_second_factor_secret_still_in_plaintext_is_read_and_rotation_seals_it(demo: None) -> None:
+    """Expand step of sealing ``users.totp_secret``: rows written by the previous release keep
+    working until they are sealed; new secrets are written sealed."""
+    from app.accounts.models import User
+
+    secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    with system_session() as db:
+        user = db.scalar(select(User).where(User.username == "horqin.principal"))
+        assert user is not None
+        user_id = user.id
+        db.execute(text("UPDATE users SET totp_secret = :s WHERE id = :i"), {"s": secret, "i": user_id})
+    with system_session() as db:
+        assert db.get_one(User, user_id).totp_secret == secret
+    assert status_of("users.totp_secret")[PLAINTEXT] == 1
+    rotate(system_session, keyring(), batch=50)
+    stored = _raw("users", "totp_secret", f"WHERE id = {user_id}")[0]
+    assert stored.startswith("enc1:") and secret not in stored
+    with system_session() as db:
+        assert db.get_one(User, user_id).totp_secret == secret
+        db.get_one(User, user_id).totp_secret = "KRSXG5CTMVRXEZLU"  # a new enrolment: sealed at once
+    assert _raw("users", "totp_secret", f"WHERE id = {user_id}")[0].startswith("enc1:")
+    assert PLAINTEXT not in status_of("users.totp_secret")
+
+
+def status_of(column: str) -> Counter[str]:
+    with system_session() as db:
+        return status(db)[column]
 
 
 def _trusted(conn) -> None:  # type: ignore[no-untyped-def]

@@ -236,3 +236,30 @@ def test_a_masked_email_keeps_the_domain_and_one_letter(email: str) -> None:
 def test_public_masking_is_idempotent_on_any_text(text: str) -> None:
     once = mask(text)
     assert mask(once) == once
+
+
+# --- Excel exports: citizens' text stays text ---------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=30).map(lambda s: "=" + s if s[:1] in "0aA" else s), min_size=1, max_size=6))
+def test_any_text_in_an_export_is_read_back_as_that_text_never_a_formula(values: list[str]) -> None:
+    from openpyxl import Workbook, load_workbook
+
+    from app.security.spreadsheet import append_row, clean, text_cell
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    append_row(sheet, values)
+    streamed = Workbook(write_only=True)
+    ws = streamed.create_sheet("s")
+    ws.append([text_cell(ws, v) for v in values])
+    for made in (book, streamed):
+        out = io.BytesIO()
+        made.save(out)
+        read = load_workbook(io.BytesIO(out.getvalue()))
+        cells = next(read.worksheets[0].iter_rows())
+        expected = [clean(v) or None for v in values]
+        assert [c.value for c in cells][: len(values)] == expected
+        assert all(c.data_type in ("s", "n") for c in cells)  # "n": an empty cell

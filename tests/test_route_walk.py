@@ -20,6 +20,17 @@ from app.permissions import ACCESS_KEY, PERMISSION_KEY, Permission, is_automatic
 from app.tenants.models import Workspace
 from tests.helpers import post, sign_in
 
+# Routes that hand out a file printing the citizen's contact data: beyond the role's permission,
+# only posts that see the data in full, or the supervision office (app/documents/services.py).
+CONTACT_ROUTES = {"/cases/{case_id:int}/case-file"}
+
+
+def _takes_contact(role: str, kind: str) -> bool:
+    from app.security.contact import FULL_CONTACT
+
+    return (kind, role) in FULL_CONTACT or role_allows(role, kind, Permission.CASE_OVERSEE.value)
+
+
 # One person per (workspace kind, role); the foreign workspace is Naiman banner.
 ACTORS = [
     ("zx.clerk", "centre_clerk"),
@@ -235,6 +246,10 @@ def test_route_walk(make_client, username: str, role: str) -> None:  # type: ign
                     assert "无权访问" in response.text, context
                     continue
                 cross = ep.permission in CROSS_WORKSPACE
+                if ep.path in CONTACT_ROUTES and not _takes_contact(role, kind):
+                    # The policy lets the role in, but the file prints the citizen's contact data.
+                    assert code == 403 and "不能下载" in response.text, context
+                    continue
                 if (which == "foreign" and not cross) or str(MISSING) in path:
                     # Another workspace's object, or none of this kind in one's own: not found.
                     assert code == 404, context

@@ -250,3 +250,135 @@ def test_two_web_processes_and_two_workers_share_sessions_jobs_and_the_sweep(ser
     with system_session() as db:
         assert db.scalar(select(func.count()).select_from(Escalation)) == len(issued)
     _ = redis
+
+
+# --- nginx from deploy/ in front of the two web processes ------------------------------------------
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    from datetime import UTC, datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "minpan.tongliao.gov.cn")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=2))
+        .sign(key, hashes.SHA256())
+    )
+    chain, private = folder / "fullchain.pem", folder / "privkey.pem"
+    chain.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return chain, private
+
+
+def nginx_config(folder: Path, web_ports: tuple[int, int], http_port: int, https_port: int) -> Path:
+    """deploy/nginx/minpan.conf as shipped, with only what differs on a test machine replaced
+    (ports, certificate, log and static paths), inside a minimal main configuration."""
+    chain, private = _self_signed(folder)
+    site = (ROOT / "deploy/nginx/minpan.conf").read_text()
+    for old, new in (
+        ("127.0.0.1:8001", f"127.0.0.1:{web_ports[0]}"),
+        ("127.0.0.1:8002", f"127.0.0.1:{web_ports[1]}"),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl"),
+        ("/etc/ssl/minpan/fullchain.pem", str(chain)),
+        ("/etc/ssl/minpan/privkey.pem", str(private)),
+        ("/var/log/nginx/minpan.access.log", str(folder / "access.log")),
+        ("/srv/minpan/current/static/", f"{ROOT}/static/"),
+    ):
+        assert old in site, f"deploy/nginx/minpan.conf no longer has {old!r}"
+        site = site.replace(old, new)
+    (folder / "minpan.conf").write_text(site)
+    user = "user root;" if os.geteuid() == 0 else ""  # the workers read the checkout's static files
+    main = folder / "nginx.conf"
+    main.write_text(
+        f"""{user}
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    include /etc/nginx/mime.types;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    include {folder}/minpan.conf;
+}}
+"""
+    )
+    return main
+
+
+def test_nginx_from_deploy_balances_two_web_processes_and_fails_over(services: Any) -> None:
+    procs, _env = services
+    ports = (free_port(), free_port())
+    web1, web2 = (procs.web(f"web{i + 1}", port) for i, port in enumerate(ports))
+    folder = Path(tempfile.mkdtemp(prefix="minpan-nginx-"))
+    http_port, https_port = free_port(), free_port()
+    main = nginx_config(folder, ports, http_port, https_port)
+    checked = subprocess.run(
+        ["nginx", "-t", "-c", str(main), "-p", str(folder)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr  # the shipped configuration is valid nginx
+    nginx = subprocess.Popen(
+        ["nginx", "-c", str(main), "-p", str(folder), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"https://127.0.0.1:{https_port}"
+    try:
+        with httpx.Client(timeout=30, follow_redirects=False, verify=False) as browser:  # noqa: S501  (self-signed)
+            assert wait_until(lambda: browser.get(f"{base}/healthz").status_code == 200, 20), (
+                folder / "error.log"
+            ).read_text()
+            plain = httpx.get(f"http://127.0.0.1:{http_port}/replies", timeout=10)
+            assert plain.status_code == 301 and plain.headers["location"].startswith("https://")
+            page = browser.get(f"{base}/replies")
+            assert page.status_code == 200 and "max-age=31536000" in page.headers["strict-transport-security"]
+            assert page.headers["content-security-policy"]  # the app's own headers pass through
+            assert re.fullmatch(r"[0-9a-f]{32}", page.headers["x-request-id"])  # nginx's $request_id
+            assert browser.get(f"{base}/metrics").status_code == 403  # never public
+            static = browser.get(f"{base}/static/css/app.css")
+            assert static.status_code == 200 and static.headers["server"].startswith("nginx")
+
+            # Signed in through nginx; requests spread over both processes (least_conn).
+            sign_in(browser, base, "horqin.handler")
+            for _ in range(6):
+                assert browser.get(f"{base}/inbox").status_code == 200
+
+            def served() -> dict[str, int]:  # the processes' access logs (written after the answer)
+                return {name: procs.log(name).count('"path": "/inbox"') for name in ("web1", "web2")}
+
+            assert wait_until(lambda: sum(served().values()) >= 6, 10), served()
+            assert all(served().values()), served()
+
+            # One web process dies: nginx sends the next requests to the other, the session holds.
+            Processes.kill(procs.running[0])
+            answers = [browser.get(f"{base}/inbox").status_code for _ in range(6)]
+            assert answers == [200] * 6, answers
+            access = [json.loads(line) for line in (folder / "access.log").read_text().splitlines()]
+            assert {line["upstream"].split(",")[-1].strip() for line in access[-6:]} == {
+                web2.removeprefix("http://")
+            }
+            _ = web1
+    finally:
+        nginx.terminate()
+        nginx.wait(10)

@@ -453,6 +453,32 @@ def test_exports_are_jobs_with_the_same_figures(seeded: dict[str, int], make_cli
     assert "沙漠" not in [row[0].value for row in book["热点词"].iter_rows()]
 
 
+def test_a_citizens_title_in_the_quality_export_stays_text(seeded: dict[str, int], make_client) -> None:  # type: ignore[no-untyped-def]
+    """Formula injection: a title starting with "=" arrives in Excel as that text, not a formula,
+    and a control character Excel refuses does not fail the export."""
+    title = '=HYPERLINK("http://evil.example/","点我")'
+    with system_session() as db:
+        db.get_one(Case, seeded["c4"]).title = title + "\x07"
+        for assignment in db.scalars(select(Assignment).where(Assignment.case_id == seeded["c4"])):
+            assignment.title = title + "\x07"
+        db.commit()
+    supervisor = make_client()
+    sign_in(supervisor, "dc.supervisor")
+    data = _download(supervisor, post(supervisor, "/supervision/export", {"table": "quality"}))
+    book = load_workbook(io.BytesIO(data))
+    cells = [row[1] for row in book["问题清单"].iter_rows(min_row=2)]
+    found = [c for c in cells if isinstance(c.value, str) and "evil.example" in c.value]
+    assert [(c.value, c.data_type) for c in found] == [(title, "s")]
+    assert b"<f>" not in _sheet_xml(data)
+
+
+def _sheet_xml(xlsx: bytes) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as z:
+        return b"".join(z.read(n) for n in z.namelist() if n.startswith("xl/worksheets/"))
+
+
 # --- 第十九条: a 督办单 issued by hand from the quality list ---------------------------------------------
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pyotp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.accounts import two_factor
 from app.accounts.identity import Post
@@ -99,6 +99,10 @@ def test_first_sign_in_of_a_principal_enrols_with_qr_code_and_ten_recovery_codes
     assert user.totp_secret and user.totp_confirmed_at is None
     secret_shown = re.search(r'id="totp-secret"[^>]*>([A-Z2-7 ]+)<', page.text)
     assert secret_shown and secret_shown.group(1).replace(" ", "") == user.totp_secret
+    # At rest the secret is sealed: a copy of the database does not yield the codes.
+    with system_session() as db:
+        stored = db.execute(text("SELECT totp_secret FROM users WHERE id = :i"), {"i": user.id}).scalar_one()
+    assert stored.startswith("enc1:") and user.totp_secret not in stored
     # Recovery codes are stored only as hashes.
     with system_session() as db:
         hashes = list(db.scalars(select(RecoveryCode.code_hash).where(RecoveryCode.user_id == user.id)))

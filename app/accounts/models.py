@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
+from app.security.crypto import EncryptedText
 
 
 class User(Base):
@@ -30,8 +31,9 @@ class User(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Two-factor sign-in (TOTP, RFC 6238; app/accounts/two_factor.py). The secret is set when the
-    # enrolment page is first shown and counts only once confirmed (``totp_confirmed_at``).
-    totp_secret: Mapped[str] = mapped_column(String(64), default="")
+    # enrolment page is first shown and counts only once confirmed (``totp_confirmed_at``); sealed
+    # at rest like citizens' contact data (a copy of the database must not yield sign-in codes).
+    totp_secret: Mapped[str] = mapped_column(EncryptedText("totp_secret", legacy_plaintext=True), default="")
     totp_confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
     # The 30-second step of the last code accepted: a code is never accepted twice (replay).
     totp_last_step: Mapped[int] = mapped_column(BigInteger, default=0)

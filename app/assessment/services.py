@@ -266,6 +266,8 @@ def report_xlsx(board: Ranking, explained: list[Explanation]) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
+    from app.security.spreadsheet import append_row
+
     book = Workbook()
     sheet = book.active
     assert sheet is not None
@@ -276,7 +278,8 @@ def report_xlsx(board: Ranking, explained: list[Explanation]) -> bytes:
         cell.font = Font(bold=True)
     for s in board.units:
         counts = [s.counts.get(r.key, 0) for r in RULES]
-        sheet.append(
+        append_row(
+            sheet,
             [
                 s.rank,
                 s.name,
@@ -285,7 +288,7 @@ def report_xlsx(board: Ranking, explained: list[Explanation]) -> bytes:
                 *counts,
                 float(s.deducted_text),
                 float(s.score_text),
-            ]
+            ],
         )
     sheet.column_dimensions["B"].width = 36
     detail = book.create_sheet("扣分明细")
@@ -294,8 +297,8 @@ def report_xlsx(board: Ranking, explained: list[Explanation]) -> bytes:
         cell.font = Font(bold=True)
     for e in explained:
         for d in e.deductions:
-            detail.append(
-                [e.unit.name, d.day, d.sheet_number, d.title, d.label, float(d.points_text), d.note]
+            append_row(
+                detail, [e.unit.name, d.day, d.sheet_number, d.title, d.label, float(d.points_text), d.note]
             )
     rules = book.create_sheet("扣分规则")
     rules.append(["扣分项", "计扣单位", "分值"])

@@ -68,21 +68,28 @@ def record(
 
 
 def record_contact_view(
-    session: Session, me: Any, holder: Any, *, case_id: int, assignment_id: int | None = None, page: str
+    session: Session,
+    me: Any,
+    holder: Any,
+    *,
+    case_id: int,
+    assignment_id: int | None = None,
+    page: str,
+    full: bool | None = None,
 ) -> AuditEvent | None:
     """个人信息保护法: log each time a page shows staff a citizen's contact data (who, which case,
-    which page, whether in full or masked). Nothing is logged when the message has none.
+    which page, whether in full or masked). Nothing is logged when the message has none; a
+    ``holder`` of None is a document that prints the data (``full`` then says how).
 
     On SQLite the entry is flushed at once, so the request takes the write lock now (waiting for
     it if need be) rather than at commit, when an intervening writer would fail the page."""
-    if not any(getattr(holder, f, "") for f in ("citizen_name", "citizen_phone", "citizen_email")):
+    fields = ("citizen_name", "citizen_phone", "citizen_email")
+    if holder is not None and not any(getattr(holder, f, "") for f in fields):
         return None
-    try:
+    if full is None:
         from app.security.contact import sees_full_contact
 
         full = bool(sees_full_contact(me))
-    except ImportError:  # pragma: no cover - before masking by role existed
-        full = True
     detail: dict[str, Any] = {"page": page, "full": full}
     if assignment_id is not None:
         detail["assignment_id"] = assignment_id

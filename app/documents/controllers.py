@@ -68,9 +68,11 @@ class DocumentController(Controller):
             with cross_workspace(db):
                 document = services.get(db, document_id, with_pdf=True)
                 if document is not None:
+                    services.release(db, me, document)
                     return pdf_response(document, services.pdf_bytes(document))
         if document is None:
             raise NotFound()
+        services.release(db, me, document)
         return pdf_response(document, services.pdf_bytes(document))
 
 

@@ -33,7 +33,6 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
@@ -43,6 +42,7 @@ from sqlalchemy.orm import Session
 from app.cases.models import Assignment, Case, TimelineEntry
 from app.cases.vocab import BOARDS, CASE_STATES, CATEGORIES
 from app.errors import InvalidInput
+from app.security.spreadsheet import text_cell
 from app.settings import get_settings
 from app.tenants.models import Workspace
 from app.tenants.scope import cross_workspace
@@ -348,17 +348,17 @@ class _RowCells:
         )
         cells = [
             number,
-            _text(self.ws, row.source_id),
-            _text(self.ws, row.title),
+            text_cell(self.ws, row.source_id),
+            text_cell(self.ws, row.title),
             posted,
             BOARDS.get(row.board, row.board),
             CATEGORIES.get(row.category, row.category),
-            _text(self.ws, row.topic),
-            _text(self.ws, row.region),
+            text_cell(self.ws, row.topic),
+            text_cell(self.ws, row.region),
             CASE_STATES.get(row.state, row.state),
             row.sheet_number,
-            self.units.get(row.lead_unit_id, "") if row.lead_unit_id else "",
-            "、".join(self.units.get(u, str(u)) for u in row.co_unit_ids),
+            text_cell(self.ws, self.units.get(row.lead_unit_id, "") if row.lead_unit_id else ""),
+            text_cell(self.ws, "、".join(self.units.get(u, str(u)) for u in row.co_unit_ids)),
             dispatched,
             _fill(self.day, row.due_date),
             replied,
@@ -386,17 +386,6 @@ def _fill(cell: WriteOnlyCell, value: date | None) -> WriteOnlyCell | None:
     if value is None:
         return None
     cell.value = value  # keeps the cell's date format (openpyxl only replaces a non-date format)
-    return cell
-
-
-def _text(ws: WriteOnlyWorksheet, value: str) -> Any:
-    """Citizens' text: control characters Excel refuses are dropped, and a leading "=" stays text
-    (never a formula: no formula injection into the staff's spreadsheet)."""
-    value = ILLEGAL_CHARACTERS_RE.sub("", value or "")
-    if not value.startswith("="):
-        return value
-    cell = WriteOnlyCell(ws, value=value)
-    cell.data_type = "s"
     return cell
 
 
@@ -489,7 +478,7 @@ def _write_summary(
     unit_measures = ("assigned", "lead", "co", "replied", "overdue", "extended", "returned")
     for unit in sorted(summary.by_unit, key=lambda u: (units.get(u, ""), u)):
         counts = summary.by_unit[unit]
-        ws.append([units.get(unit, str(unit)), *(counts[m] for m in unit_measures)])
+        ws.append([text_cell(ws, units.get(unit, str(unit))), *(counts[m] for m in unit_measures)])
     ws.append([_bold(ws, "合计"), *(_bold(ws, summary.total[m]) for m in unit_measures)])
     ws.append([])
     ws.append([_bold(ws, "按类别")])

@@ -11,7 +11,7 @@ stays as it was issued.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, undefer
 from app.documents import render
 from app.documents.models import Document
 from app.documents.sources import KINDS, Source, build
-from app.errors import InvalidInput
+from app.errors import Forbidden, InvalidInput
 from app.tenants.models import Workspace
 
 # Documents published to the public carry the issuing unit's digital signature (PAdES).
@@ -120,6 +120,41 @@ def pdf_bytes(document: Document) -> bytes:
     if hashlib.sha256(data).hexdigest() != document.sha256 or len(data) != document.size:
         raise DocumentCorrupted(f"document {document.id}: stored PDF does not match its sha256")
     return data
+
+
+# Documents that print the citizen's name and telephone in full (the unit needs them to answer,
+# 第十八条; the archive keeps them). Everything else a case produces carries no contact data.
+CONTACT_KINDS: Final = frozenset({"assignment_sheet", "case_file"})
+CONTACT_REFUSED: Final = "该文件载有网民的姓名和联系电话，您的岗位不能下载（个人信息保护）。"
+
+
+def may_take_contact(me: Any) -> bool:
+    """Posts that see contact data in full (app/security/contact.py), and the supervision office,
+    whose 移交 evidence pack (第二十条) the case file is."""
+    from app.permissions import Permission
+    from app.security.contact import sees_full_contact
+
+    return bool(sees_full_contact(me) or me.can(Permission.CASE_OVERSEE))
+
+
+def release(db: Session, me: Any, document: Document) -> None:
+    """个人信息保护法: a PDF carrying a citizen's contact data goes only to ``may_take_contact``
+    posts, and every such download is logged like a page showing the data. Others: 403."""
+    if document.kind not in CONTACT_KINDS:
+        return
+    if not may_take_contact(me):
+        raise Forbidden(CONTACT_REFUSED)
+    from app.audit.services import record_contact_view
+
+    record_contact_view(
+        db,
+        me,
+        None,
+        case_id=document.case_id,
+        assignment_id=document.assignment_id,
+        page=f"document:{document.kind}:{document.id}",
+        full=True,
+    )
 
 
 def of_case(db: Session, case_id: int) -> list[Document]:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
 from app.cases.vocab import CASE_STATES, CATEGORIES
-from app.errors import InvalidInput
+from app.errors import Forbidden, InvalidInput
 from app.jobs import services
 from app.jobs.models import JOB_STATES
 from app.permissions import Permission, requires
@@ -141,7 +141,10 @@ class CaseFileController(Controller):
         self, db: NamedDependency[Session], me: NamedDependency[CurrentUser], case_id: FromPath[int]
     ) -> Response[Any]:
         from app.cases.services import get_case
+        from app.documents.services import CONTACT_REFUSED, may_take_contact
 
+        if not may_take_contact(me):  # the archive prints the citizen's contact data
+            raise Forbidden(CONTACT_REFUSED)
         case = get_case(db, case_id)  # the centre's own case, or 404
         assert me.workspace_id is not None
         job = services.submit(
@@ -179,7 +182,7 @@ class JobController(Controller):
         self, db: NamedDependency[Session], me: NamedDependency[CurrentUser], job_id: FromPath[int]
     ) -> Response[bytes]:
         job = services.get(db, job_id, me.user_id)
-        data = services.result(db, job)
+        data = services.result(db, job, me)
         return Response(
             data,
             media_type=job.content_type,

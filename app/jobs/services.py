@@ -70,7 +70,9 @@ def get(db: Session, job_id: int, user_id: int) -> Job:
     return job
 
 
-def result(db: Session, job: Job) -> bytes:
+def result(db: Session, job: Job, me: Any) -> bytes:
+    """The job's file for ``me`` (who asked for it); a document carrying contact data is released
+    as a document download is (logged; refused to posts that do not see the data)."""
     if job.state != "done":
         raise NotFound()
     if job.document_id is not None:
@@ -81,6 +83,7 @@ def result(db: Session, job: Job) -> bytes:
             document = documents.get(db, job.document_id, with_pdf=True)
             if document is None:
                 raise NotFound()
+            documents.release(db, me, document)
             return documents.pdf_bytes(document)
     db.refresh(job, ["result"])
     return job.result or b""

@@ -207,9 +207,12 @@ class EncryptedText(TypeDecorator[str]):
     impl = Text
     cache_ok = True
 
-    def __init__(self, purpose: str, **kw: Any) -> None:
+    def __init__(self, purpose: str, *, legacy_plaintext: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         self.purpose = purpose
+        # Expand/contract: while a column is being brought under encryption, a value not yet
+        # sealed is read as it is (the contract migration seals the rest and drops this).
+        self.legacy_plaintext = legacy_plaintext
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
         if value is None:
@@ -219,10 +222,12 @@ class EncryptedText(TypeDecorator[str]):
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
+        if self.legacy_plaintext and key_id_of(value) is None:
+            return value
         return keyring().decrypt(value, self.purpose)
 
     def copy(self, **kw: Any) -> EncryptedText:
-        return EncryptedText(self.purpose)
+        return EncryptedText(self.purpose, legacy_plaintext=self.legacy_plaintext)
 
 
 # Which columns are sealed: table → columns (the purpose is the column name, the same for the
@@ -230,4 +235,5 @@ class EncryptedText(TypeDecorator[str]):
 ENCRYPTED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "cases": ("citizen_name", "citizen_phone", "citizen_email"),
     "assignments": ("citizen_name", "citizen_phone", "citizen_email"),
+    "users": ("totp_secret",),  # the second factor's secret (staff sign-in)
 }

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.cases.vocab import ASSIGNMENT_STATES
 from app.errors import InvalidInput
 from app.escalation.services import RUNG_TITLES
+from app.security.spreadsheet import append_row
 from app.supervision import queries, stats
 
 TABLES: Final = {"dashboard": "督查统计", "quality": "办理质效问题清单", "stats": "留言统计分析"}
@@ -32,7 +33,7 @@ def _sheet(book: Workbook, title: str, header: list[str], rows: list[list[Any]])
     for cell in sheet[1]:
         cell.font = BOLD
     for row in rows:
-        sheet.append(row)
+        append_row(sheet, row)
     sheet.freeze_panes = "A2"
     return sheet
 

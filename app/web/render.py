@@ -87,7 +87,14 @@ def environment() -> Environment:
     env.filters["overdue"] = _overdue
     env.filters["publish_by"] = _publish_by
     env.globals["contact"] = contact  # the citizen's contact data, full or masked by role
+    env.globals["may_download"] = _may_download  # a document that prints the contact data
     return env
+
+
+def _may_download(me: object, kind: str) -> bool:
+    from app.documents.services import CONTACT_KINDS, may_take_contact
+
+    return kind not in CONTACT_KINDS or may_take_contact(me)
 
 
 def _unread(me: object) -> int:
