@@ -328,9 +328,9 @@ def test_migration_0023_seals_existing_rows_and_the_downgrade_opens_them(tmp_pat
         _drop(handle)
 
 
-def test_a_second_factor_secret_still_in_plaintext_is_read_and_rotation_seals_it(demo: None) -> None:
-    """Expand step of sealing ``users.totp_secret``: rows written by the previous release keep
-    working until they are sealed; new secrets are written sealed."""
+def test_a_second_factor_secret_in_plaintext_is_refused_and_rotation_seals_it(demo: None) -> None:
+    """A secret written into the table unsealed is never used as if it were right (sign-in codes
+    from a planted secret); ``minpan keys rotate`` seals such a value."""
     from app.accounts.models import User
 
     secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -339,8 +339,8 @@ def test_a_second_factor_secret_still_in_plaintext_is_read_and_rotation_seals_it
         assert user is not None
         user_id = user.id
         db.execute(text("UPDATE users SET totp_secret = :s WHERE id = :i"), {"s": secret, "i": user_id})
-    with system_session() as db:
-        assert db.get_one(User, user_id).totp_secret == secret
+    with pytest.raises(DecryptionError), system_session() as db:
+        db.get_one(User, user_id)
     assert status_of("users.totp_secret")[PLAINTEXT] == 1
     rotate(system_session, keyring(), batch=50)
     stored = _raw("users", "totp_secret", f"WHERE id = {user_id}")[0]
@@ -355,6 +355,38 @@ def test_a_second_factor_secret_still_in_plaintext_is_read_and_rotation_seals_it
 def status_of(column: str) -> Counter[str]:
     with system_session() as db:
         return status(db)[column]
+
+
+def test_migration_0025_seals_the_second_factors_secret_and_the_downgrade_opens_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url, handle = _scratch_url(tmp_path)
+    ring = _ring(generate_key_line("mig2"))
+    engine = create_engine(url)
+    secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    try:
+        migrate.upgrade(url, "0024")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with engine.begin() as conn:
+            _trusted(conn)
+            enrolled = _insert(conn, "users", {"username": "leader", "totp_secret": secret}, now)
+            _insert(conn, "users", {"username": "handler", "totp_secret": ""}, now)
+        with use_keyring(ring):
+            migrate.upgrade(url, "0025")
+            with engine.connect() as conn:
+                stored = dict(conn.execute(text("SELECT username, totp_secret FROM users")).tuples().all())
+            assert stored["leader"].startswith("enc1:mig2:") and secret not in stored["leader"]
+            assert ring.decrypt(stored["leader"], "totp_secret") == secret and stored["handler"] == ""
+            with pytest.raises(DecryptionError):  # bound to its purpose: not a citizen's phone
+                ring.decrypt(stored["leader"], "citizen_phone")
+            migrate.upgrade(url, "0025")  # a re-run leaves sealed values alone
+            migrate.downgrade(url, "0024")
+            with engine.connect() as conn:
+                plain = conn.execute(
+                    text("SELECT totp_secret FROM users WHERE id = :i"), {"i": enrolled}
+                ).scalar()
+            assert plain == secret
+    finally:
+        engine.dispose()
+        _drop(handle)
 
 
 def _trusted(conn) -> None:  # type: ignore[no-untyped-def]

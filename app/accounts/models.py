@@ -33,7 +33,7 @@ class User(Base):
     # Two-factor sign-in (TOTP, RFC 6238; app/accounts/two_factor.py). The secret is set when the
     # enrolment page is first shown and counts only once confirmed (``totp_confirmed_at``); sealed
     # at rest like citizens' contact data (a copy of the database must not yield sign-in codes).
-    totp_secret: Mapped[str] = mapped_column(EncryptedText("totp_secret", legacy_plaintext=True), default="")
+    totp_secret: Mapped[str] = mapped_column(EncryptedText("totp_secret"), default="")
     totp_confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
     # The 30-second step of the last code accepted: a code is never accepted twice (replay).
     totp_last_step: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -207,12 +207,9 @@ class EncryptedText(TypeDecorator[str]):
     impl = Text
     cache_ok = True
 
-    def __init__(self, purpose: str, *, legacy_plaintext: bool = False, **kw: Any) -> None:
+    def __init__(self, purpose: str, **kw: Any) -> None:
         super().__init__(**kw)
         self.purpose = purpose
-        # Expand/contract: while a column is being brought under encryption, a value not yet
-        # sealed is read as it is (the contract migration seals the rest and drops this).
-        self.legacy_plaintext = legacy_plaintext
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
         if value is None:
@@ -222,12 +219,10 @@ class EncryptedText(TypeDecorator[str]):
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        if self.legacy_plaintext and key_id_of(value) is None:
-            return value
         return keyring().decrypt(value, self.purpose)
 
     def copy(self, **kw: Any) -> EncryptedText:
-        return EncryptedText(self.purpose, legacy_plaintext=self.legacy_plaintext)
+        return EncryptedText(self.purpose)
 
 
 # Which columns are sealed: table → columns (the purpose is the column name, the same for the
