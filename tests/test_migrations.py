@@ -57,7 +57,9 @@ def test_upgrade_from_empty_to_head_and_down_to_base_and_up_again(tmp_path) -> N
 
 
 def _modelled(name: str | None, type_: str, parents: object = None) -> bool:
-    return name != "ix_assignments_sweep" and include_name(name, type_, parents)
+    # The sweep's expression index (0019) and the dashboard's trigger-kept live set (0026, a
+    # PostgreSQL table read through app.supervision.queries.SUMMARY) have no model.
+    return name not in ("ix_assignments_sweep", "supervision_live") and include_name(name, type_, parents)
 
 
 def test_models_and_migrations_agree() -> None:
@@ -65,7 +67,7 @@ def test_models_and_migrations_agree() -> None:
     engine = create_engine(get_settings().database_url)
     with engine.connect() as conn:
         # The search index's FTS5 table (SQLite) and expression index (PostgreSQL) have no model,
-        # nor has the deadline sweep's expression index (migration 0019).
+        # nor have the objects named in ``_modelled``.
         opts = {"compare_type": False, "include_name": _modelled}
         diff = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
     engine.dispose()

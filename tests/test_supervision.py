@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from app.cases.models import Assignment, Case, TimelineEntry
-from app.db import system_session
+from app.db import session_factory, system_session
 from app.escalation.models import Escalation
 from app.escalation.services import OWED_STATES
 from app.supervision import queries, stats
 from app.tenants.models import Workspace
+from app.tenants.scope import TenantContext, bind_tenant
 from app.workflows.deadlines import add_working_days, local_date
+from tests.conftest import IS_POSTGRES
 from tests.helpers import post, sign_in
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -354,6 +360,114 @@ def test_quality_list_shows_each_flag_and_the_highest_rung(seeded: dict[str, int
     assert row and "逾期办理" in row.group(1) and "久催不办" in row.group(1) and "督办单" in row.group(1)
     assert f'href="/oversight/{seeded["c4"]}"' in row.group(1)
     assert "敷衍塞责" in html and "答非所问" in html
+
+
+# --- the live set kept by the database (PostgreSQL, migration 0026) --------------------------------
+
+
+@contextmanager
+def _as_workspace(slug: str) -> Iterator[Session]:
+    """A transaction of one workspace's staff: row-level security shows it nothing else."""
+    db = session_factory()()
+    bind_tenant(db, TenantContext.for_workspace(_unit(slug), None))
+    try:
+        yield db
+        db.commit()
+    finally:
+        db.close()
+
+
+def _kept_equals_evaluated() -> dict[str, Any]:
+    with system_session() as db:
+        kept = queries.dashboard(db, _today(), summary=True)
+        evaluated = queries.dashboard(db, _today(), summary=False)
+    assert kept == evaluated
+    return kept
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="the live set is kept by PostgreSQL triggers")
+def test_the_live_set_kept_by_the_database_follows_every_change(seeded: dict[str, int]) -> None:
+    """The dashboard reads ``supervision_live`` on PostgreSQL: after each kind of change, made in
+    the transaction of whoever makes it (a unit, the centre, the sweep), it equals the figures
+    evaluated from the source tables."""
+    before = _kept_equals_evaluated()["totals"]
+    assert before["open"] >= 3 and before["returned"] >= 1 and before["transfer"] == 0
+    c4, c6, c7 = (_lead(seeded[k]) for k in ("c4", "c6", "c7"))
+    before_units = _kept_equals_evaluated()["breakdowns"]["unit"]
+    before_open = {r.label: r.counts["open"] for r in before_units}
+
+    with _as_workspace("naiman") as db:  # the unit signs its overdue reply: no longer owed
+        db.get_one(Assignment, c4.id).state = "replied"
+    after = _kept_equals_evaluated()["totals"]
+    assert (after["open"], after["overdue"], after["supervise"]) == (
+        before["open"] - 1,
+        before["overdue"] - 1,
+        before["supervise"] - 1,
+    )
+
+    with _as_workspace("naiman") as db:  # an extension approved on c7
+        db.add(
+            TimelineEntry(
+                workspace_id=c7.workspace_id,
+                case_id=c7.case_id,
+                assignment_id=c7.id,
+                action="extension_approved",
+            )
+        )
+    assert _kept_equals_evaluated()["totals"]["extended"] == before["extended"] + 1
+
+    with system_session() as db:  # the supervision office's 移交 on c7, then (a correction) removed
+        db.add(
+            Escalation(
+                workspace_id=c7.workspace_id,
+                key="sup:c7:transfer",
+                assignment_id=c7.id,
+                case_id=c7.case_id,
+                rung="transfer",
+                ordinal=9,
+                number="移交〔2025〕1号",
+                due_date=c7.due_date,
+                issued_on=_today(),
+                issued_at=datetime.now(UTC),
+            )
+        )
+    assert _kept_equals_evaluated()["totals"]["transfer"] == 1
+    with system_session() as db:
+        db.execute(delete(Escalation).where(Escalation.key == "sup:c7:transfer"))
+    assert _kept_equals_evaluated()["totals"]["transfer"] == 0
+
+    with _as_workspace("portal-centre") as db:  # the centre reclassifies c6 (a tax case)
+        db.get_one(Case, seeded["c6"]).category = "complain"
+        db.get_one(Case, seeded["c6"]).region = "开鲁县"
+    by_region = {r.label: r.counts for r in _kept_equals_evaluated()["breakdowns"]["region"]}
+    assert by_region["开鲁县"]["open"] >= 1
+
+    with _as_workspace("portal-centre") as db:  # c5's accepted return: re-dispatched elsewhere
+        db.get_one(Case, seeded["c5"]).state = "assigned"
+    assert _kept_equals_evaluated()["totals"]["returned"] == before["returned"] - 1
+
+    with system_session() as db:  # a new dispatch
+        case = db.get_one(Case, seeded["c6"])
+        db.add(
+            Assignment(
+                workspace_id=_unit("horqin"),
+                case_id=case.id,
+                is_lead=True,
+                state="pending",
+                sheet_number="督测〔2025〕99号",
+                title=case.title,
+                body=case.body,
+                category=case.category,
+                posted_at=case.posted_at,
+                dispatched_at=datetime.now(UTC),
+                due_date=_today() + timedelta(days=7),
+            )
+        )
+        db.get_one(Assignment, c6.id).is_lead = False
+    final = _kept_equals_evaluated()
+    units = {r.label: r.counts["open"] for r in final["breakdowns"]["unit"]}
+    tax = next(r.label for r in before_units if r.key == str(c6.workspace_id))
+    assert units.get(tax, 0) == before_open[tax] - 1
 
 
 # --- 统计分析 ---------------------------------------------------------------------------------------

@@ -13,7 +13,25 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, String, and_, case, cast, exists, func, literal, or_, select, union_all
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Date,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    column,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    table,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from app.cases.models import Assignment, Case, TimelineEntry
@@ -72,26 +90,70 @@ def _has_rung(rung: str) -> ColumnElement[bool]:
     return exists().where(Escalation.assignment_id == Assignment.id, Escalation.rung == rung)
 
 
-def conditions(today: date) -> dict[str, ColumnElement[bool]]:
-    """Each status as a condition on (Assignment, Case)."""
-    soon = add_working_days(today, 1)
-    owed = _owed()
+@dataclass(frozen=True)
+class _Source:
+    """Where the statuses are read from: the source tables evaluated live, or ``supervision_live``."""
+
+    state: Any
+    due_date: Any
+    case_state: Any
+    extended: ColumnElement[bool]
+    rungs: dict[str, ColumnElement[bool]]
+
+
+def _live_source() -> _Source:
     extended = exists().where(
         TimelineEntry.assignment_id == Assignment.id, TimelineEntry.action == "extension_approved"
     )
+    return _Source(
+        Assignment.state, Assignment.due_date, Case.state, extended, {r: _has_rung(r) for r in RUNG_ORDER}
+    )
+
+
+# The live set kept by the database on PostgreSQL (migration 0026): one row per lead assignment of
+# a live case that is owed or being returned, with the case's dimensions and the flags that do
+# not depend on the day. Not a model: it has no ORM life of its own (written by triggers only).
+SUMMARY = table(
+    "supervision_live",
+    column("assignment_id", Integer),
+    column("unit_id", Integer),
+    column("case_id", Integer),
+    column("state", String),
+    column("case_state", String),
+    column("due_date", Date),
+    *(column(name, String) for name in ("category", "topic", "region", "board")),
+    *(column(name, Boolean) for name in ("extended", *RUNG_ORDER)),
+)
+
+
+def _summary_source() -> _Source:
+    c = SUMMARY.c
+    return _Source(
+        c.state, c.due_date, c.case_state, c.extended == true(), {r: c[r] == true() for r in RUNG_ORDER}
+    )
+
+
+def _conditions(src: _Source, today: date) -> dict[str, ColumnElement[bool]]:
+    soon = add_working_days(today, 1)
+    owed = src.state.in_(OWED_STATES)
     found: dict[str, ColumnElement[bool]] = {
         "open": owed,
-        "due_soon": and_(owed, Assignment.due_date >= today, Assignment.due_date <= soon),
-        "overdue": and_(owed, Assignment.due_date < today),
+        "due_soon": and_(owed, src.due_date >= today, src.due_date <= soon),
+        "overdue": and_(owed, src.due_date < today),
         "returned": or_(
-            Assignment.state == "return_requested",
-            and_(Assignment.state == "returned", Case.state == "received"),
+            src.state == "return_requested",
+            and_(src.state == "returned", src.case_state == "received"),
         ),
-        "extended": and_(owed, extended),
+        "extended": and_(owed, src.extended),
     }
     for rung in RUNG_ORDER:
-        found[rung] = and_(owed, _has_rung(rung))
+        found[rung] = and_(owed, src.rungs[rung])
     return found
+
+
+def conditions(today: date) -> dict[str, ColumnElement[bool]]:
+    """Each status as a condition on (Assignment, Case)."""
+    return _conditions(_live_source(), today)
 
 
 def _base(columns: list[Any]) -> Any:
@@ -169,23 +231,49 @@ def breakdown(db: Session, dimension: str, today: date) -> list[Row]:
     return sorted(rows, key=lambda r: (-r.counts["overdue"], -r.counts["open"], r.label))
 
 
-def dashboard(db: Session, today: date) -> dict[str, Any]:
-    """The totals and every breakdown in ONE statement: the live lead assignments with their
-    conditions evaluated once (a CTE, materialized because it is read six times), then the six
-    aggregates over it as a UNION ALL (docs/benchmarks.md: six separate queries evaluated every
-    EXISTS six times). Same figures, rows and order as ``totals`` and ``breakdown``."""
-    flags = [case((cond, 1), else_=0).label(key) for key, cond in conditions(today).items()]
-    dims = {
+def _live_set(today: date, *, summary: bool) -> Any:
+    """The live lead assignments with their dimensions and one 0/1 column per status."""
+    if summary:
+        src, c = _summary_source(), SUMMARY.c
+        dims = {
+            "unit": c.unit_id,
+            "category": c.category,
+            "topic": c.topic,
+            "region": c.region,
+            "board": c.board,
+        }
+        columns = [col.label(f"d_{dim}") for dim, col in dims.items()]
+        flags = [case((cond, 1), else_=0).label(key) for key, cond in _conditions(src, today).items()]
+        return select(*columns, *flags).select_from(SUMMARY)
+    sources: dict[str, Any] = {
         "unit": Assignment.workspace_id,
         "category": Case.category,
         "topic": Case.topic,
         "region": Case.region,
         "board": Case.board,
     }
-    live = _base([*(column.label(f"d_{dim}") for dim, column in dims.items()), *flags]).cte("live")
+    flags = [case((cond, 1), else_=0).label(key) for key, cond in conditions(today).items()]
+    return _base([*(col.label(f"d_{dim}") for dim, col in sources.items()), *flags])
+
+
+def uses_summary(db: Session) -> bool:
+    """PostgreSQL keeps the live set in ``supervision_live`` (migration 0026); SQLite evaluates it."""
+    return db.get_bind().dialect.name == "postgresql"
+
+
+def dashboard(db: Session, today: date, *, summary: bool | None = None) -> dict[str, Any]:
+    """The totals and every breakdown in ONE statement: the live set (a CTE, materialized because
+    it is read six times), then the six aggregates over it as a UNION ALL. On PostgreSQL the live
+    set is the ~20,000 narrow rows of ``supervision_live`` (kept by triggers in the same
+    transaction as every change, so never stale); elsewhere, or with ``summary=False``, it is
+    evaluated from the source tables (docs/benchmarks.md). Same figures, rows and order as
+    ``totals`` and ``breakdown``."""
+    if summary is None:
+        summary = uses_summary(db)
+    live = _live_set(today, summary=summary).cte("live")
     sums = [func.coalesce(func.sum(live.c[key]), 0).label(key) for key in STATUSES]
     parts: list[Any] = [select(literal("").label("dim"), literal("").label("k"), *sums)]
-    for dim in dims:
+    for dim in DIMENSIONS:
         as_text = cast(live.c[f"d_{dim}"], String).label("k")
         parts.append(select(literal(dim).label("dim"), as_text, *sums).group_by(live.c[f"d_{dim}"]))
     with cross_workspace(db):
