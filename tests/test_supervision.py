@@ -682,6 +682,11 @@ def test_a_supervisor_issues_a_supervision_sheet_from_the_quality_list(
         )
         audit = db.scalar(select(AuditEvent).where(AuditEvent.action == "escalation.supervise"))
         assert audit is not None and audit.target == f"assignment:{c7.id}"
+    # The quality list no longer offers a second one for this deadline.
+    row = re.search(
+        rf'<tr data-case="{seeded["c7"]}">(.*?)</tr>', client.get("/supervision/quality").text, re.S
+    )
+    assert row and "已督办" in row.group(1) and "/supervise" not in row.group(1)
     # The oversight page shows it on the case's timeline and ladder.
     page_html = client.get(f"/oversight/{seeded['c7']}").text
     assert number in page_html and "督办单" in page_html

@@ -387,6 +387,7 @@ class QualityRow:
     top_rung: str | None
     urges_without_result: int
     owed: bool = False  # still owed on a live case: 督查室 may issue a 督办单
+    supervised: bool = False  # a 督办单 already issued for the current deadline (once per deadline)
 
 
 def _top_rung() -> Any:
@@ -430,6 +431,13 @@ def quality_list(db: Session, today: date) -> list[QualityRow]:
             case((long_urged, 1), else_=0).label("is_long_urged"),
             _top_rung().label("top_rung"),
             urged.label("urged"),
+            exists()
+            .where(
+                Escalation.assignment_id == Assignment.id,
+                Escalation.rung == "supervise",
+                Escalation.due_date == Assignment.due_date,
+            )
+            .label("supervised"),
         )
         .select_from(Assignment)
         .join(Case, Case.id == Assignment.case_id)
@@ -462,6 +470,7 @@ def quality_list(db: Session, today: date) -> list[QualityRow]:
                 top_rung=RUNG_ORDER[r.top_rung - 1] if r.top_rung else None,
                 urges_without_result=int(r.urged or 0),
                 owed=bool(r.is_owed),
+                supervised=bool(r.supervised),
             )
         )
     return rows
