@@ -380,7 +380,8 @@ if __name__ == "__main__":
 
 @main.group()
 def keys() -> None:
-    """Keys that seal citizens' contact data at rest (MINPAN_DATA_KEYS)."""
+    """Keys that seal personal data at rest (MINPAN_DATA_KEYS): citizens' contact data, the
+    second-factor secrets, the documents' PDFs and the attachments."""
 
 
 @keys.command("generate")
@@ -409,14 +410,17 @@ def keys_status() -> None:
 
 @keys.command("rotate")
 @click.option("--batch", default=500, show_default=True, help="rows per transaction")
-def keys_rotate(batch: int) -> None:
+@click.option(
+    "--blob-batch", default=20, show_default=True, help="rows per transaction for PDFs and attachments"
+)
+def keys_rotate(batch: int, blob_batch: int) -> None:
     """Re-seal every value under the active key (the first of MINPAN_DATA_KEYS), in batches."""
     from app.db import system_session
     from app.security.crypto import keyring
     from app.security.rotation import rotate
 
     ring = keyring()
-    report = rotate(system_session, ring, batch=batch)
+    report = rotate(system_session, ring, batch=batch, blob_batch=blob_batch)
     click.echo(
         f"re-sealed {report.rewritten} values in {report.rows} rows ({report.batches} batches) "
         f"with key {ring.active}; {report.skipped} rows changed meanwhile and were left as written"

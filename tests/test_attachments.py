@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import hashlib
+
+from sqlalchemy import select, text
 
 from app.cases.models import Assignment, Attachment, Case
 from app.db import system_session
@@ -48,6 +50,13 @@ def test_the_centre_attaches_a_document_and_it_downloads_as_a_file(make_client) 
         attachment_id = attachment.id
     file = clerk.get(f"/cases/{case_id}/attachments/{attachment_id}")
     assert file.status_code == 200 and file.content == PDF
+    # At rest the file is sealed (citizens send scans of ID cards); it downloads as uploaded.
+    with system_session() as db:
+        stored, sha256 = db.execute(
+            text("SELECT data, sha256 FROM attachments WHERE id = :i"), {"i": attachment_id}
+        ).one()
+    assert bytes(stored).startswith(b"enc1:") and b"%PDF" not in bytes(stored)
+    assert sha256 == hashlib.sha256(file.content).hexdigest()
     assert file.headers["content-type"].startswith("application/pdf")
     assert file.headers["content-disposition"].startswith("attachment")
     assert file.headers["x-content-type-options"] == "nosniff"

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, select, text
 from app.cases.models import Assignment, Case
 from app.db import system_session
 from app.documents import services as documents
+from app.security.crypto import blob_purpose, keyring
 from app.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,18 +91,27 @@ def _snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
         engine.dispose()
 
 
-def _pdfs(url: str) -> list[tuple[int, str, bytes]]:
+def _files(url: str, table: str, column: str) -> list[tuple[int, str, bytes]]:
+    """(id, sha256, content) of every PDF or attachment, opened with the data keys: the backup
+    carries them sealed, as stored, and the restore gives back files that open."""
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
             if url.startswith("postgresql"):
                 conn.execute(text("SELECT set_config('minpan.system', 'on', true)"))
-            return [
+            rows = [
                 (r[0], r[1], bytes(r[2]))
-                for r in conn.execute(text("SELECT id, sha256, pdf FROM documents ORDER BY id"))
+                for r in conn.execute(text(f"SELECT id, sha256, {column} FROM {table} ORDER BY id"))
             ]
     finally:
         engine.dispose()
+    assert all(stored.startswith(b"enc1:") for _, _, stored in rows), f"{table}.{column} not sealed"
+    purpose = blob_purpose(table, column)
+    return [(i, sha, keyring().decrypt_bytes(stored, purpose)) for i, sha, stored in rows]
+
+
+def _pdfs(url: str) -> list[tuple[int, str, bytes]]:
+    return _files(url, "documents", "pdf")
 
 
 @pytest.fixture()
@@ -146,6 +156,9 @@ def test_backup_restores_into_an_empty_database_with_everything_intact(data: dic
     assert [(i, s) for i, s, _ in pdfs_after] == [(i, s) for i, s, _ in pdfs_before]
     for _id, sha, pdf in pdfs_after:
         assert hashlib.sha256(pdf).hexdigest() == sha
+    attachments = _files(target, "attachments", "data")
+    assert attachments == _files(SOURCE_URL, "attachments", "data") and attachments
+    assert all(hashlib.sha256(data).hexdigest() == sha for _, sha, data in attachments)
     source_pki = Path(get_settings().pki_dir) if get_settings().pki_dir else get_settings().var_dir / "pki"
     for file in source_pki.rglob("*"):
         if file.is_file():

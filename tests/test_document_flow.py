@@ -4,6 +4,7 @@ anyone), the notices of 三单一函 — and each person sees only the documents
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 
 from sqlalchemy import func, select
@@ -33,6 +34,15 @@ def _pdftotext(pdf: bytes) -> str:
     import subprocess
 
     return subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+
+
+def _stored_pdf(document_id: int) -> tuple[bytes, str]:
+    """The PDF column as the database holds it, and the recorded SHA-256 (of the plain PDF)."""
+    from sqlalchemy import text
+
+    with system_session() as db:
+        row = db.execute(text("SELECT pdf, sha256 FROM documents WHERE id = :i"), {"i": document_id}).one()
+    return bytes(row[0]), row[1]
 
 
 def _fees() -> tuple[int, int]:
@@ -90,6 +100,11 @@ def test_a_dispatch_queues_the_assignment_sheets_and_the_workers_issue_them(
     assert f"/documents/{sheet_id}" in handler.get(f"/inbox/{assignment_id}").text
     pdf = handler.get(f"/documents/{sheet_id}")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    # At rest the 承办单 is sealed (it prints the citizen's name and phone); it downloads as
+    # issued, matching the SHA-256 recorded of the plain PDF.
+    stored, sha256 = _stored_pdf(sheet_id)
+    assert stored.startswith(b"enc1:") and b"%PDF" not in stored
+    assert hashlib.sha256(pdf.content).hexdigest() == sha256
     assert f"/documents/{sheet_id}" in clerk.get(f"/cases/{case_id}").text
     assert clerk.get(f"/documents/{sheet_id}").status_code == 200
     # The 承办单 prints the citizen's name and telephone: each download is logged as a read of
@@ -138,6 +153,11 @@ def test_the_published_reply_is_signed_and_anyone_can_verify_it(make_client, cli
     response = client.get(f"/replies/{case_id}/reply.pdf")
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
     pdf = response.content
+    with system_session() as db:  # sealed at rest too; served to the public exactly as signed
+        reply_id = db.scalar(select(Document.id).where(Document.kind == "reply_letter"))
+    stored, sha256 = _stored_pdf(reply_id)  # type: ignore[arg-type]
+    assert stored.startswith(b"enc1:") and b"%PDF" not in stored
+    assert hashlib.sha256(pdf).hexdigest() == sha256
     text = _pdftotext(pdf)
     assert "13847519876" not in text and "138****9876" in text  # masked in the public PDF
     assert "通辽市教育局" in text

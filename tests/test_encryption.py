@@ -14,9 +14,14 @@ from app import migrate
 from app.cases.models import Assignment, Case
 from app.db import system_session
 from app.security.crypto import (
+    ENCRYPTED_BLOBS,
+    ENCRYPTED_COLUMNS,
     DecryptionError,
+    EncryptedBytes,
+    EncryptedText,
     KeyConfigError,
     Keyring,
+    blob_purpose,
     generate_key_line,
     key_id_of,
     keyring,
@@ -92,6 +97,63 @@ def test_any_flipped_byte_of_a_sealed_value_is_detected(position: int) -> None:
         ring.decrypt(sealed[:-6], "citizen_name")  # truncated
 
 
+# The head of a PDF and an identity card's number: what must not be found in a sealed file.
+SCAN = b"%PDF-1.7\n" + "居民身份证 150502199001011234 王小明".encode() + bytes(range(256)) * 40
+
+
+def test_a_sealed_file_opens_only_with_its_key_and_purpose() -> None:
+    ring = _ring(generate_key_line("a1"))
+    sealed = ring.encrypt_bytes(SCAN, "attachments.data")
+    # b"enc1:a1:" + 12-byte nonce + ciphertext + 16-byte tag: raw bytes, no base64.
+    assert sealed.startswith(b"enc1:a1:") and len(sealed) == len(b"enc1:a1:") + 12 + len(SCAN) + 16
+    assert b"%PDF" not in sealed and b"150502199001011234" not in sealed
+    assert key_id_of(sealed) == "a1" and key_id_of(sealed[:40]) == "a1" and key_id_of(SCAN) is None
+    assert ring.encrypt_bytes(SCAN, "attachments.data") != sealed  # a fresh nonce every time
+    assert ring.decrypt_bytes(sealed, "attachments.data") == SCAN
+    assert ring.encrypt_bytes(b"", "attachments.data") == b"" and ring.decrypt_bytes(b"", "x") == b""
+    with pytest.raises(DecryptionError):  # an attachment copied into documents.pdf does not open
+        ring.decrypt_bytes(sealed, "documents.pdf")
+    with pytest.raises(DecryptionError, match="a1"):  # a key nobody configured
+        _ring(generate_key_line("b1")).decrypt_bytes(sealed, "attachments.data")
+    with pytest.raises(DecryptionError):  # another key under the same id
+        _ring(generate_key_line("a1")).decrypt_bytes(sealed, "attachments.data")
+    with pytest.raises(DecryptionError):  # a plaintext file where a sealed one belongs
+        ring.decrypt_bytes(SCAN, "attachments.data")
+    # The text and the byte forms are one cipher: the same purpose and key open either.
+    text_form = ring.encrypt("王小明", "documents.pdf")
+    body64 = text_form[len("enc1:a1:") :]
+    body = base64.urlsafe_b64decode(body64 + "=" * (-len(body64) % 4))
+    assert ring.decrypt_bytes(b"enc1:a1:" + body, "documents.pdf") == "王小明".encode()
+
+
+@pytest.mark.parametrize("position", [len(b"enc1:a1:"), 20, 500, -1])
+def test_any_flipped_byte_of_a_sealed_file_is_detected(position: int) -> None:
+    ring = _ring(generate_key_line("a1"))
+    sealed = bytearray(ring.encrypt_bytes(SCAN, "documents.pdf"))
+    sealed[position] ^= 0x01
+    with pytest.raises(DecryptionError):
+        ring.decrypt_bytes(bytes(sealed), "documents.pdf")
+    with pytest.raises(DecryptionError):
+        ring.decrypt_bytes(ring.encrypt_bytes(SCAN, "documents.pdf")[:-1], "documents.pdf")  # truncated
+
+
+def test_the_models_seal_every_column_the_rotation_knows_of() -> None:
+    """``ENCRYPTED_COLUMNS``/``ENCRYPTED_BLOBS`` drive rotation and status; the models must seal
+    exactly those, with the purposes the rotation re-seals them under."""
+    import app.models  # noqa: F401
+    from app.db import Base
+
+    for name, columns in ENCRYPTED_COLUMNS.items():
+        for column in columns:
+            kind = Base.metadata.tables[name].c[column].type
+            assert isinstance(kind, EncryptedText) and kind.purpose == column, (name, column)
+    for name, columns in ENCRYPTED_BLOBS.items():
+        for column in columns:
+            kind = Base.metadata.tables[name].c[column].type
+            assert isinstance(kind, EncryptedBytes) and kind.purpose == blob_purpose(name, column)
+    assert blob_purpose("documents", "pdf") == "documents.pdf"
+
+
 @pytest.mark.parametrize(
     "spec",
     ["", "k1", "k1:not-base64!", "k1:" + base64.b64encode(b"short").decode(), "bad id:" + "A" * 44],
@@ -164,40 +226,184 @@ def test_a_tampered_value_in_the_database_is_an_error_not_a_wrong_answer(demo: N
         assert db.get(Case, case_id).citizen_phone == PHONE  # type: ignore[union-attr]
 
 
+def _heating_files() -> tuple[int, int]:
+    """The 承办单 of the heating case (issued now: it prints 王先生 and his phone) and the demo's
+    photo attached to the case: (document id, attachment id)."""
+    from app.cases.models import Attachment
+    from app.documents import services as documents
+
+    case_id, lead = _heating_ids()
+    with system_session() as db:
+        document = documents.issue_for(db, "assignment_sheet", db.get_one(Assignment, lead))
+        db.flush()
+        photo = db.scalar(select(Attachment.id).where(Attachment.case_id == case_id))
+        assert photo
+        return document.id, photo
+
+
+def _raw_file(table: str, row: int) -> bytes:
+    column = ENCRYPTED_BLOBS[table][0]
+    return bytes(_raw(table, column, f"WHERE id = {row}")[0])
+
+
+def test_files_are_sealed_in_the_database_and_plain_in_the_application(demo: None) -> None:
+    import hashlib
+
+    from sqlalchemy.orm import undefer
+
+    from app.cases.models import Attachment
+    from app.documents import services as documents
+
+    document_id, photo = _heating_files()
+    stored = _raw_file("documents", document_id)
+    assert stored.startswith(f"enc1:{keyring().active}:".encode()) and b"%PDF" not in stored
+    assert PHONE.encode() not in stored
+    stored_photo = _raw_file("attachments", photo)
+    assert stored_photo.startswith(b"enc1:") and b"\x89PNG" not in stored_photo
+    with system_session() as db:
+        document = documents.get(db, document_id, with_pdf=True)
+        assert document is not None
+        pdf = documents.pdf_bytes(document)  # checked against the sha256 of the plain PDF
+        assert pdf.startswith(b"%PDF") and hashlib.sha256(pdf).hexdigest() == document.sha256
+        assert len(pdf) == document.size < len(stored)
+        attachment = db.get_one(Attachment, photo, options=[undefer(Attachment.data)])
+        assert attachment.data.startswith(b"\x89PNG")
+        assert hashlib.sha256(attachment.data).hexdigest() == attachment.sha256
+    counts = {column: status_of(column) for column in ("documents.pdf", "attachments.data")}
+    assert counts == {
+        "documents.pdf": Counter({keyring().active: 1}),
+        "attachments.data": Counter({keyring().active: 1}),
+    }
+
+
+def test_the_status_reads_only_the_key_id_of_each_file_never_the_file(demo: None) -> None:
+    _heating_files()
+    read: list[int] = []
+    with system_session() as db:
+        original = db.execute
+
+        def execute(statement, *args, **kw):  # type: ignore[no-untyped-def]
+            rows = original(statement, *args, **kw).all()
+            read.extend(len(v) for row in rows for v in row if isinstance(v, str | bytes))
+            return iter(rows)
+
+        db.execute = execute  # type: ignore[method-assign]
+        found = status(db)
+    assert found["documents.pdf"] == Counter({keyring().active: 1})
+    assert read and max(read) <= len("enc1:") + 32 + 1  # the header at most: no PDF, no photo
+
+
+def test_a_tampered_file_is_an_error_not_a_wrong_answer(make_client) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.orm import undefer
+
+    from app.cases.models import Attachment
+
+    document_id, photo = _heating_files()
+    case_id, _ = _heating_ids()
+    sealed_pdf, sealed_photo = _raw_file("documents", document_id), _raw_file("attachments", photo)
+    flipped = bytearray(sealed_photo)
+    flipped[len(flipped) // 2] ^= 0x01
+    _write_file("attachments", photo, bytes(flipped))
+    with pytest.raises(DecryptionError), system_session() as db:
+        db.get(Attachment, photo, options=[undefer(Attachment.data)])
+    clerk = make_client()
+    sign_in(clerk, "zx.clerk")
+    answer = clerk.get(f"/cases/{case_id}/attachments/{photo}")
+    assert answer.status_code == 500 and not answer.content.startswith(b"\x89PNG")
+    # The 承办单's sealed bytes put in the attachment's place do not open there (bound to documents.pdf).
+    _write_file("attachments", photo, sealed_pdf)
+    assert clerk.get(f"/cases/{case_id}/attachments/{photo}").status_code == 500
+    truncated = sealed_pdf[: len(sealed_pdf) // 2]
+    _write_file("documents", document_id, truncated)
+    answer = clerk.get(f"/documents/{document_id}")
+    assert answer.status_code == 500 and b"%PDF" not in answer.content
+    _write_file("attachments", photo, sealed_photo)
+    _write_file("documents", document_id, sealed_pdf)
+    assert clerk.get(f"/cases/{case_id}/attachments/{photo}").content.startswith(b"\x89PNG")
+    assert clerk.get(f"/documents/{document_id}").content.startswith(b"%PDF")
+
+
+def _write_file(table: str, row: int, value: bytes) -> None:
+    column = ENCRYPTED_BLOBS[table][0]
+    with system_session() as db:
+        db.execute(text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": value, "id": row})
+
+
+def test_a_file_still_in_plaintext_is_read_and_rotation_seals_it(demo: None) -> None:
+    """Expand step of sealing the files: rows written by the previous release keep working until
+    they are sealed; new files are written sealed."""
+    from sqlalchemy.orm import undefer
+
+    from app.cases.models import Attachment
+
+    _, photo = _heating_files()
+    _write_file("attachments", photo, SCAN)
+    with system_session() as db:
+        assert db.get_one(Attachment, photo, options=[undefer(Attachment.data)]).data == SCAN
+    assert status_of("attachments.data") == Counter({PLAINTEXT: 1})
+    report = rotate(system_session, keyring(), blob_batch=1)
+    assert report.per_table == Counter({"attachments": 1})
+    stored = _raw_file("attachments", photo)
+    assert stored.startswith(b"enc1:") and b"150502199001011234" not in stored
+    with system_session() as db:
+        attachment = db.get_one(Attachment, photo, options=[undefer(Attachment.data)])
+        assert attachment.data == SCAN
+        attachment.data = SCAN + b"\n"  # a new write: sealed at once
+    assert _raw_file("attachments", photo).startswith(b"enc1:")
+    assert PLAINTEXT not in status_of("attachments.data")
+
+
 # --- rotation ----------------------------------------------------------------------------------------
 
 
 def test_rotation_reseals_in_batches_the_old_key_reads_until_then_and_can_go_afterwards(demo: None) -> None:
+    from sqlalchemy.orm import undefer
+
+    from app.cases.models import Attachment
+    from app.documents import services as documents
+
     old = keyring()
     old_line = f"{old.active}:{base64.b64encode(old.keys[old.active]).decode()}"
     new_line = generate_key_line("rot2")
     both = _ring(new_line, old_line)  # the new key first: it seals from now on
     only_new = _ring(new_line)
     case_id, lead = _heating_ids()
+    document_id, photo = _heating_files()
     with system_session() as db:
         version = db.get(Case, case_id).version  # type: ignore[union-attr]
+        pdf = documents.pdf_bytes(documents.get(db, document_id, with_pdf=True))  # type: ignore[arg-type]
 
     # Before rotation the old key is still needed: without it the rows do not open.
     with use_keyring(only_new), pytest.raises(DecryptionError), system_session() as db:
         db.get(Case, case_id)
+    with use_keyring(only_new), pytest.raises(DecryptionError), system_session() as db:
+        documents.get(db, document_id, with_pdf=True)
 
     with use_keyring(both):
         with system_session() as db:  # old rows read with the old key, new writes use the new one
             assert db.get(Case, case_id).citizen_phone == PHONE  # type: ignore[union-attr]
             before = status(db)
         assert before["cases.citizen_phone"][old.active] >= 7
-        report = rotate(system_session, both, batch=2)
+        assert before["documents.pdf"] == before["attachments.data"] == Counter({old.active: 1})
+        report = rotate(system_session, both, batch=2, blob_batch=1)
         assert report.batches >= 4 and report.rewritten >= 14 and report.skipped == 0
+        assert report.per_table["documents"] == report.per_table["attachments"] == 1
         with system_session() as db:
             after = status(db)
         assert all(set(counts) <= {"rot2"} for counts in after.values()), after
-        assert rotate(system_session, both, batch=2).rewritten == 0  # nothing left to do
+        assert after["documents.pdf"] == after["attachments.data"] == Counter({"rot2": 1})
+        assert rotate(system_session, both, batch=2, blob_batch=1).rewritten == 0  # nothing left to do
 
     with use_keyring(only_new), system_session() as db:  # the old key can now be removed
         case = db.get(Case, case_id)
         assert case and case.citizen_phone == PHONE and case.version == version  # nobody's form goes stale
         assert db.get(Assignment, lead).citizen_name == "王先生"  # type: ignore[union-attr]
         assert all(v.startswith("enc1:rot2:") for v in _raw("cases", "citizen_phone") if v)
+        document = documents.get(db, document_id, with_pdf=True)
+        assert document is not None and documents.pdf_bytes(document) == pdf  # sha256 checked
+        assert db.get_one(Attachment, photo, options=[undefer(Attachment.data)]).data.startswith(b"\x89PNG")
+    assert _raw_file("documents", document_id).startswith(b"enc1:rot2:")
+    assert _raw_file("attachments", photo).startswith(b"enc1:rot2:")
 
 
 def test_rotation_leaves_a_row_someone_changed_meanwhile_as_they_wrote_it(demo: None) -> None:
@@ -250,7 +456,8 @@ def test_the_keys_commands_generate_report_and_rotate(demo: None) -> None:
             and "cases.citizen_phone" in shown.output
             and f"{old.active}=" in shown.output
         )
-        rotated = runner.invoke(main, ["keys", "rotate", "--batch", "3"])
+        assert "documents.pdf" in shown.output and "attachments.data" in shown.output
+        rotated = runner.invoke(main, ["keys", "rotate", "--batch", "3", "--blob-batch", "1"])
         assert rotated.exit_code == 0, rotated.output
         assert "with key cli9" in rotated.output
         shown = runner.invoke(main, ["keys", "status"])

@@ -4,6 +4,11 @@ Values are sealed with AES-256-GCM under a key from the settings and stored as t
 
     enc1:<key id>:<base64url(12-byte nonce ‖ ciphertext ‖ 16-byte tag)>
 
+and files (the PDFs of documents, citizens' attachments: ``ENCRYPTED_BLOBS``) as bytes, the same
+header in ASCII followed by the raw sealed bytes (no base64: a PDF is a few hundred kilobytes)::
+
+    b"enc1:<key id>:" ‖ 12-byte nonce ‖ ciphertext ‖ 16-byte tag
+
 The key id in front says which key opens the value, so several keys coexist: new values are sealed
 with the *active* key (the first of ``MINPAN_DATA_KEYS``), older values stay readable with any key
 still listed, and ``minpan keys rotate`` (``app.security.rotation``) re-seals them with the active
@@ -13,8 +18,8 @@ removed from the settings.
 The associated data binds each value to its purpose (``citizen_phone`` …) and key id, so a
 ciphertext moved to another column, or relabelled with another key id, does not open. A tampered
 value, an unknown key id or a plaintext where a sealed value belongs raises ``DecryptionError``:
-never silently shown. The empty string is stored as is (nothing to protect, and the columns
-default to it).
+never silently shown. The empty string (and empty bytes) is stored as is (nothing to protect, and
+the columns default to it).
 
 Keys: ``MINPAN_DATA_KEYS="k2:<base64 of 32 bytes>,k1:<…>"``; ``minpan keys generate`` prints a
 new one. The embedded default generates ``var/data_keys`` once (like the secret key); production
@@ -31,11 +36,11 @@ import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Text
+from sqlalchemy import LargeBinary, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -112,44 +117,67 @@ class Keyring:
     def _aad(purpose: str, key_id: str) -> bytes:
         return f"minpan:{purpose}:{key_id}".encode()
 
-    def encrypt(self, plaintext: str, purpose: str) -> str:
-        if plaintext == "":
-            return ""
+    def _seal(self, plain: bytes, purpose: str) -> bytes:
+        """Nonce ‖ ciphertext ‖ tag of ``plain`` under the active key."""
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = AESGCM(self.keys[self.active]).encrypt(
-            nonce, plaintext.encode("utf-8"), self._aad(purpose, self.active)
-        )
-        return f"{PREFIX}{self.active}:{_b64encode(nonce + sealed)}"
+        return nonce + AESGCM(self.keys[self.active]).encrypt(nonce, plain, self._aad(purpose, self.active))
 
-    def decrypt(self, stored: str, purpose: str) -> str:
-        if stored == "":
-            return ""
+    def _open(self, stored: str | bytes, purpose: str) -> bytes:
+        """The plaintext of a sealed value, text (base64 body) or bytes (raw body)."""
         key_id = key_id_of(stored)
         if key_id is None:
             raise DecryptionError(f"{purpose}: stored value is not sealed")
         key = self.keys.get(key_id)
         if key is None:
             raise DecryptionError(f"{purpose}: sealed with key {key_id!r}, which is not in MINPAN_DATA_KEYS")
+        body = stored[len(PREFIX) + len(key_id) + 1 :]
         try:
-            blob = _b64decode(stored[len(PREFIX) + len(key_id) + 1 :])
+            blob = _b64decode(body) if isinstance(body, str) else body
             if len(blob) < _NONCE_BYTES + 16:
                 raise ValueError("too short")
-            plain = AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], self._aad(purpose, key_id))
-            return plain.decode("utf-8")
-        except (InvalidTag, ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            return AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], self._aad(purpose, key_id))
+        except (InvalidTag, ValueError, binascii.Error) as exc:
             raise DecryptionError(f"{purpose}: sealed value does not open (tampered or wrong key)") from exc
 
-    def needs_rotation(self, stored: str | None) -> bool:
+    def encrypt(self, plaintext: str, purpose: str) -> str:
+        if plaintext == "":
+            return ""
+        return f"{PREFIX}{self.active}:{_b64encode(self._seal(plaintext.encode('utf-8'), purpose))}"
+
+    def decrypt(self, stored: str, purpose: str) -> str:
+        if stored == "":
+            return ""
+        try:
+            return self._open(stored, purpose).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecryptionError(f"{purpose}: sealed value does not open (tampered or wrong key)") from exc
+
+    def encrypt_bytes(self, plain: bytes, purpose: str) -> bytes:
+        if plain == b"":
+            return b""
+        return f"{PREFIX}{self.active}:".encode("ascii") + self._seal(plain, purpose)
+
+    def decrypt_bytes(self, stored: bytes, purpose: str) -> bytes:
+        if stored == b"":
+            return b""
+        return self._open(stored, purpose)
+
+    def needs_rotation(self, stored: str | bytes | None) -> bool:
         """True for a sealed value under another key than the active one, or a plaintext left over."""
         if not stored:
             return False
         return key_id_of(stored) != self.active
 
 
-def key_id_of(stored: str) -> str | None:
-    if not stored.startswith(PREFIX):
+def key_id_of(stored: str | bytes) -> str | None:
+    """The key id a sealed value (text, or bytes: a sealed file) names; None if it is not sealed.
+    Only the header is looked at, so a prefix of a file (``rotation.status``) is enough."""
+    head = stored[: len(PREFIX) + 33]  # "enc1:" + at most 32 characters of key id + ":"
+    if isinstance(head, bytes):
+        head = head.decode("latin-1")  # any byte decodes; a key id is ASCII
+    if not head.startswith(PREFIX):
         return None
-    key_id, sep, _ = stored[len(PREFIX) :].partition(":")
+    key_id, sep, _ = head[len(PREFIX) :].partition(":")
     return key_id if sep and _KEY_ID.match(key_id) else None
 
 
@@ -197,32 +225,71 @@ class use_keyring:
         _override.remove(self.ring)
 
 
-class EncryptedText(TypeDecorator[str]):
-    """A text column whose values are sealed in the database and plain in Python.
+_V = TypeVar("_V", str, bytes)
+
+
+class _Sealed(TypeDecorator[_V]):
+    """A column whose values are sealed in the database and plain in Python (``EncryptedText``,
+    ``EncryptedBytes``).
 
     Equality in SQL on such a column cannot work (every seal has a fresh nonce): nothing queries
     these columns; a lookup that needs equality would use a keyed HMAC blind index column.
     """
 
-    impl = Text
     cache_ok = True
 
-    def __init__(self, purpose: str, **kw: Any) -> None:
+    def __init__(self, purpose: str, *, legacy_plaintext: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         self.purpose = purpose
+        # Expand/contract: while a column is being brought under encryption, a value not yet
+        # sealed is read as it is (the contract migration seals the rest and drops this).
+        self.legacy_plaintext = legacy_plaintext
 
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+    def _seal(self, ring: Keyring, value: _V) -> _V:
+        raise NotImplementedError
+
+    def _unseal(self, ring: Keyring, stored: _V) -> _V:
+        raise NotImplementedError
+
+    def process_bind_param(self, value: _V | None, dialect: Dialect) -> _V | None:
         if value is None:
             return None
-        return keyring().encrypt(value, self.purpose)
+        return self._seal(keyring(), value)
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+    def process_result_value(self, value: _V | None, dialect: Dialect) -> _V | None:
         if value is None:
             return None
-        return keyring().decrypt(value, self.purpose)
+        if self.legacy_plaintext and key_id_of(value) is None:
+            return value
+        return self._unseal(keyring(), value)
 
-    def copy(self, **kw: Any) -> EncryptedText:
-        return EncryptedText(self.purpose)
+    def copy(self, **kw: Any) -> _Sealed[_V]:
+        return type(self)(self.purpose, legacy_plaintext=self.legacy_plaintext)
+
+
+class EncryptedText(_Sealed[str]):
+    """Text sealed as ``enc1:<key id>:<base64>``; the purpose is the column's name."""
+
+    impl = Text
+
+    def _seal(self, ring: Keyring, value: str) -> str:
+        return ring.encrypt(value, self.purpose)
+
+    def _unseal(self, ring: Keyring, stored: str) -> str:
+        return ring.decrypt(stored, self.purpose)
+
+
+class EncryptedBytes(_Sealed[bytes]):
+    """A file sealed as ``b"enc1:<key id>:" + sealed bytes``; the purpose is ``table.column``, so
+    one table's file copied into another's column does not open."""
+
+    impl = LargeBinary
+
+    def _seal(self, ring: Keyring, value: bytes) -> bytes:
+        return ring.encrypt_bytes(bytes(value), self.purpose)
+
+    def _unseal(self, ring: Keyring, stored: bytes) -> bytes:
+        return ring.decrypt_bytes(bytes(stored), self.purpose)
 
 
 # Which columns are sealed: table → columns (the purpose is the column name, the same for the
@@ -232,3 +299,13 @@ ENCRYPTED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "assignments": ("citizen_name", "citizen_phone", "citizen_email"),
     "users": ("totp_secret",),  # the second factor's secret (staff sign-in)
 }
+
+# Which files are sealed: table → columns (the purpose is ``table.column``, see EncryptedBytes).
+ENCRYPTED_BLOBS: Final[dict[str, tuple[str, ...]]] = {
+    "documents": ("pdf",),  # the 承办单 and 归档材料 print the citizen's name and phone in full
+    "attachments": ("data",),  # citizens' uploaded files: photos, scans, often of an ID card
+}
+
+
+def blob_purpose(table: str, column: str) -> str:
+    return f"{table}.{column}"
