@@ -58,7 +58,7 @@ from app.db import get_engine, system_session
 from app.escalation.services import OWED_STATES, RUNGS, Thresholds, _key, simulate
 from app.settings import get_settings
 from bench.bench_public import captured, replay, serving
-from bench.seed_cases import _copy, _line
+from bench.seed_cases import _copy, _line, rebuild_live_set, without_triggers
 from bench.seed_open_assignments import admin_url, ensure_principals
 from bench.seed_published import _comment, ensure_database
 
@@ -402,9 +402,7 @@ class Maker:
 
     def flush(self, admin: Any) -> None:
         with admin.begin() as conn:
-            # The dashboard's live set (migration 0026) is rebuilt once at the end of the seed,
-            # not row by row by its triggers; the seed's rows are consistent by construction.
-            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            without_triggers(conn)  # the live set is rebuilt once at the end
             _copy(conn, "cases", list(CASE_COLUMNS), self.cases)
             _copy(conn, "assignments", list(ASSIGNMENT_COLUMNS), self.assignments)
             _copy(conn, "timeline_entries", list(TIMELINE_COLUMNS), self.timeline)
@@ -471,7 +469,7 @@ def seed(total: int, *, batch: int = 50_000) -> None:
             conn.execute(
                 text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")  # noqa: S608
             )
-        conn.execute(text(REBUILD_LIVE_SET))
+        rebuild_live_set(conn)
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
         conn.execute(text(f"COMMENT ON DATABASE \"{engine.url.database}\" IS '{marker_text(total)}'"))
@@ -481,10 +479,6 @@ def seed(total: int, *, batch: int = 50_000) -> None:
 
 # --- the hand-written SQL: the same numbers, one statement each ------------------------------------
 
-REBUILD_LIVE_SET = (
-    "SELECT supervision_live_refresh(ARRAY(SELECT a.id FROM assignments a JOIN cases c ON c.id = a.case_id "
-    "WHERE a.is_lead AND c.state IN ('received', 'assigned')))"
-)
 
 OWED = ", ".join(f"'{state}'" for state in OWED_STATES)
 

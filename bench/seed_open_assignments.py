@@ -42,7 +42,15 @@ from app.escalation.services import OWED_STATES, RUNGS, Thresholds, _key, simula
 from app.permissions import Role
 from app.settings import get_settings
 from app.workflows.deadlines import local_date
-from bench.seed_cases import ASSIGNMENT_COLUMNS, CASE_COLUMNS, TITLES, _copy, _line
+from bench.seed_cases import (
+    ASSIGNMENT_COLUMNS,
+    CASE_COLUMNS,
+    TITLES,
+    _copy,
+    _line,
+    rebuild_live_set,
+    without_triggers,
+)
 
 MARKER = "minpan sweep bench"
 UNIT_KINDS = ("county", "bureau", "vertical")
@@ -282,6 +290,7 @@ def seed(total: int, today: date | None = None, *, fresh: bool = False, batch: i
             )
             open_rows[due].append((aid, cid, unit))
         with admin.begin() as conn:
+            without_triggers(conn)
             _copy(conn, "cases", list(CASE_COLUMNS), cases)
             _copy(conn, "assignments", list(columns), assignments)
         made += n
@@ -308,6 +317,7 @@ def seed(total: int, today: date | None = None, *, fresh: bool = False, batch: i
     def flush_escalations() -> None:
         nonlocal buf
         with admin.begin() as conn:
+            without_triggers(conn)
             _copy(conn, "escalations", list(ESCALATION_COLUMNS), buf)
         buf = io.StringIO()
         print(f"{written:>9,} escalations  {time.perf_counter() - started:6.1f} s", flush=True)
@@ -362,6 +372,7 @@ def seed(total: int, today: date | None = None, *, fresh: bool = False, batch: i
                 "AND e.due_date = a.due_date)"
             )
         )
+        rebuild_live_set(conn)
         for table in ("cases", "assignments", "escalations"):
             conn.execute(
                 text(

@@ -14,8 +14,9 @@ source tables (delete, then insert those still live), called by
 
 - ``assignments``: after insert, or an update of its state, due date, lead flag, unit or case;
 - ``cases``: after an update of its state or a dimension (all of its lead assignments);
-- ``escalations``: after insert or delete (statement level: one call per sweep, not per rung);
-- ``timeline_entries``: after insert or delete of an approved extension (statement level).
+- ``escalations``: after insert (statement level: one UPDATE setting the rung flags per sweep, not
+  a call per rung) or delete (the rows touched are recomputed);
+- ``timeline_entries``: likewise for approved extensions.
 
 The function reads the source tables across workspaces (``minpan.system`` on inside it, restored
 before it returns): it is database code and writes only this derived table. The table holds ids,
@@ -109,7 +110,27 @@ UPGRADE = [
             OR OLD.topic IS DISTINCT FROM NEW.topic OR OLD.region IS DISTINCT FROM NEW.region
             OR OLD.board IS DISTINCT FROM NEW.board)
         EXECUTE FUNCTION supervision_live_case()""",
-    # Statement level, with the changed rows as a transition table: one refresh per statement.
+    # Statement level, with the changed rows as a transition table: one statement per statement.
+    # A new rung or an approved extension only sets a flag of a row that is already there (or
+    # not live, then nothing); a deletion recomputes the rows it touched.
+    """CREATE FUNCTION supervision_live_flags() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_TABLE_NAME = 'escalations' THEN
+            UPDATE supervision_live s
+            SET reminder = s.reminder OR n.reminder, urge = s.urge OR n.urge,
+                supervise = s.supervise OR n.supervise, transfer = s.transfer OR n.transfer
+            FROM (SELECT assignment_id, bool_or(rung = 'reminder') AS reminder,
+                         bool_or(rung = 'urge') AS urge, bool_or(rung = 'supervise') AS supervise,
+                         bool_or(rung = 'transfer') AS transfer
+                  FROM changed GROUP BY assignment_id) n
+            WHERE s.assignment_id = n.assignment_id;
+        ELSE
+            UPDATE supervision_live SET extended = true
+            WHERE NOT extended AND assignment_id IN (SELECT assignment_id FROM changed
+                WHERE action = 'extension_approved' AND assignment_id IS NOT NULL);
+        END IF;
+        RETURN NULL;
+    END $$""",
     """CREATE FUNCTION supervision_live_rows() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_TABLE_NAME = 'timeline_entries' THEN
@@ -121,11 +142,11 @@ UPGRADE = [
         RETURN NULL;
     END $$""",
     """CREATE TRIGGER escalations_supervision_live_ins AFTER INSERT ON escalations
-        REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION supervision_live_rows()""",
+        REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION supervision_live_flags()""",
     """CREATE TRIGGER escalations_supervision_live_del AFTER DELETE ON escalations
         REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION supervision_live_rows()""",
     """CREATE TRIGGER timeline_supervision_live_ins AFTER INSERT ON timeline_entries
-        REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION supervision_live_rows()""",
+        REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION supervision_live_flags()""",
     """CREATE TRIGGER timeline_supervision_live_del AFTER DELETE ON timeline_entries
         REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION supervision_live_rows()""",
     # The rows of today's data.
@@ -143,6 +164,7 @@ DOWNGRADE = [
     "DROP TRIGGER IF EXISTS cases_supervision_live ON cases",
     "DROP TRIGGER IF EXISTS assignments_supervision_live ON assignments",
     "DROP FUNCTION IF EXISTS supervision_live_rows()",
+    "DROP FUNCTION IF EXISTS supervision_live_flags()",
     "DROP FUNCTION IF EXISTS supervision_live_case()",
     "DROP FUNCTION IF EXISTS supervision_live_assignment()",
     "DROP FUNCTION IF EXISTS supervision_live_refresh(integer[])",
