@@ -91,8 +91,50 @@ with system_session() as db:
 PY
 )
 
+# A 承办单 and a citizen's attachment as the plaintext era stored them (the previous release reads
+# them as such): this release's migrations seal them and both releases must still serve them whole.
+(cd "$tmp/prev" && PYTHONPATH="$tmp/prev" "$PY" - "$tmp/files.json" <<'PY'
+import hashlib, json, sys
+from sqlalchemy import select, text
+from sqlalchemy.orm import undefer
+import app.models  # noqa: F401
+from app.cases.models import Assignment, Attachment, Case
+from app.db import system_session
+from app.documents import services as documents
+with system_session() as db:
+    case = db.scalar(select(Case).where(Case.source_id == "TL-2026-110301"))
+    lead = db.scalar(select(Assignment).where(Assignment.case_id == case.id, Assignment.is_lead))
+    sheet = documents.issue_for(db, "assignment_sheet", lead)
+    db.flush()
+    pdf = documents.pdf_bytes(sheet)
+    photo = db.scalar(select(Attachment).where(Attachment.case_id == case.id).options(undefer(Attachment.data)))
+    data = photo.data
+    db.execute(text("UPDATE documents SET pdf = :v WHERE id = :i"), {"v": pdf, "i": sheet.id})
+    db.execute(text("UPDATE attachments SET data = :v WHERE id = :i"), {"v": data, "i": photo.id})
+    files = {"lead": lead.id, "sheet": sheet.id, "photo": photo.id,
+             "sheet_sha256": hashlib.sha256(pdf).hexdigest(), "photo_sha256": hashlib.sha256(data).hexdigest()}
+with open(sys.argv[1], "w") as out:
+    json.dump(files, out)
+PY
+)
+
 echo "==> this release migrates it to head"
 "$PY" -m app.cli migrate
+"$PY" - "$tmp/files.json" <<'PY'
+import json, sys
+from sqlalchemy import text
+import app.models  # noqa: F401
+from app.db import system_session
+from app.security.crypto import ENCRYPTED_BLOBS
+files = json.load(open(sys.argv[1]))
+with system_session() as db:
+    for table, row in (("documents", files["sheet"]), ("attachments", files["photo"])):
+        column = ENCRYPTED_BLOBS[table][0]
+        stored = db.execute(text(f"SELECT {column} FROM {table} WHERE id = :i"), {"i": row}).scalar_one()
+        # Sealed at rest once this release's migrations have run (the previous release's own,
+        # plaintext-era rows as well as what it wrote).
+        assert bytes(stored).startswith(b"enc1:"), f"{table}.{column} {row} is not sealed"
+PY
 
 smoke() {  # $1 = folder of the release to run
   local port
@@ -101,7 +143,7 @@ smoke() {  # $1 = folder of the release to run
   (cd "$1" && PYTHONPATH="$1" exec "$PY" -m uvicorn app.app:create_app --factory \
      --host 127.0.0.1 --port "$port" --log-level warning) > "$tmp/web.log" 2>&1 &
   web_pid=$!
-  "$PY" - "$port" <<'PY' || { cat "$tmp/web.log"; return 1; }
+  "$PY" - "$port" "$tmp/files.json" <<'PY' || { cat "$tmp/web.log"; return 1; }
 import re, sys, time
 import httpx
 base = f"http://127.0.0.1:{sys.argv[1]}"
@@ -145,6 +187,13 @@ assert done, "no assignment to receive"
 other = session("horqin.handler")  # staff without a second factor (two-factor sign-in)
 assert other.get("/inbox").status_code == 200
 
+import hashlib, json  # the 承办单 and the attachment stored before the upgrade come back whole
+files = json.load(open(sys.argv[2]))
+for url, digest in ((f"/documents/{files['sheet']}", files["sheet_sha256"]),
+                    (f"/inbox/{files['lead']}/attachments/{files['photo']}", files["photo_sha256"])):
+    r = other.get(url)
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == digest, (url, r.status_code)
+
 import pyotp  # the leader enrolled before the upgrade signs in with a code from their app
 leader = httpx.Client(base_url=base, timeout=30)
 leader.get("/login")
@@ -161,7 +210,7 @@ for attempt in range(2):  # a code is accepted once: the other release's smoke m
 else:
     sys.exit(f"the enrolled leader could not sign in with a code: {r.status_code} {r.text[:300]}")
 assert leader.get("/inbox").status_code == 200
-print("    smoke passed: sign in, inbox, receive, another unit's inbox, a leader's second factor")
+print("    smoke passed: sign in, inbox, receive, another unit's inbox and files, a leader's second factor")
 PY
   kill "$web_pid" 2>/dev/null || true
   wait "$web_pid" 2>/dev/null || true

@@ -329,17 +329,22 @@ def _write_file(table: str, row: int, value: bytes) -> None:
         db.execute(text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": value, "id": row})
 
 
-def test_a_file_still_in_plaintext_is_read_and_rotation_seals_it(demo: None) -> None:
-    """Expand step of sealing the files: rows written by the previous release keep working until
-    they are sealed; new files are written sealed."""
+def test_a_file_in_plaintext_is_refused_and_rotation_seals_it(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A file written into the table unsealed is never served as if it were right (a planted
+    file); ``minpan keys rotate`` seals such a value."""
     from sqlalchemy.orm import undefer
 
     from app.cases.models import Attachment
 
     _, photo = _heating_files()
+    case_id, _ = _heating_ids()
     _write_file("attachments", photo, SCAN)
-    with system_session() as db:
-        assert db.get_one(Attachment, photo, options=[undefer(Attachment.data)]).data == SCAN
+    with pytest.raises(DecryptionError), system_session() as db:
+        db.get_one(Attachment, photo, options=[undefer(Attachment.data)])
+    clerk = make_client()
+    sign_in(clerk, "zx.clerk")
+    answer = clerk.get(f"/cases/{case_id}/attachments/{photo}")
+    assert answer.status_code == 500 and SCAN not in answer.content
     assert status_of("attachments.data") == Counter({PLAINTEXT: 1})
     report = rotate(system_session, keyring(), blob_batch=1)
     assert report.per_table == Counter({"attachments": 1})
@@ -351,6 +356,7 @@ def test_a_file_still_in_plaintext_is_read_and_rotation_seals_it(demo: None) -> 
         attachment.data = SCAN + b"\n"  # a new write: sealed at once
     assert _raw_file("attachments", photo).startswith(b"enc1:")
     assert PLAINTEXT not in status_of("attachments.data")
+    assert clerk.get(f"/cases/{case_id}/attachments/{photo}").content == SCAN + b"\n"
 
 
 # --- rotation ----------------------------------------------------------------------------------------
@@ -591,6 +597,64 @@ def test_migration_0025_seals_the_second_factors_secret_and_the_downgrade_opens_
                     text("SELECT totp_secret FROM users WHERE id = :i"), {"i": enrolled}
                 ).scalar()
             assert plain == secret
+    finally:
+        engine.dispose()
+        _drop(handle)
+
+
+def test_migration_0027_seals_the_files_and_the_downgrade_opens_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url, handle = _scratch_url(tmp_path)
+    ring = _ring(generate_key_line("mig3"))
+    engine = create_engine(url)
+    pdf = b"%PDF-1.7\n" + f"承办单 王小明 {PHONE}".encode() + bytes(range(256)) * 400  # ~100 KB
+    try:
+        migrate.upgrade(url, "0026")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with engine.begin() as conn:
+            _trusted(conn)
+            ws = _insert(conn, "workspaces", {"slug": "centre", "name": "运维中心", "kind": "centre"}, now)
+            case = _insert(conn, "cases", {"workspace_id": ws, "source_id": "M-1", "state": "received"}, now)
+            files = {"workspace_id": ws, "case_id": case, "sha256": "x" * 64}
+            sheet = _insert(conn, "documents", {**files, "kind": "assignment_sheet", "pdf": pdf}, now)
+            empty = _insert(conn, "documents", {**files, "kind": "case_file", "pdf": b""}, now)
+            scan = _insert(conn, "attachments", {**files, "filename": "身份证.pdf", "data": SCAN}, now)
+            # One sealed already by the previous release (the expand step), under a key still listed.
+            sealed = ring.encrypt_bytes(b"%PDF-1.7 sealed before", "documents.pdf")
+            again = _insert(conn, "documents", {**files, "kind": "reply_letter", "pdf": sealed}, now)
+
+        def stored() -> dict[tuple[str, int], bytes]:
+            with engine.connect() as conn:
+                _trusted(conn)
+                found = {
+                    ("documents", i): bytes(v) for i, v in conn.execute(text("SELECT id, pdf FROM documents"))
+                }
+                found |= {
+                    ("attachments", i): bytes(v)
+                    for i, v in conn.execute(text("SELECT id, data FROM attachments"))
+                }
+            return found
+
+        with use_keyring(ring):
+            migrate.upgrade(url, "0027")
+            after = stored()
+            assert (
+                after["documents", sheet].startswith(b"enc1:mig3:")
+                and b"%PDF" not in after["documents", sheet]
+            )
+            assert PHONE.encode() not in after["documents", sheet]
+            assert ring.decrypt_bytes(after["documents", sheet], "documents.pdf") == pdf
+            assert after["attachments", scan].startswith(b"enc1:mig3:")
+            assert b"150502199001011234" not in after["attachments", scan]
+            assert ring.decrypt_bytes(after["attachments", scan], "attachments.data") == SCAN
+            assert after["documents", empty] == b"" and after["documents", again] == sealed  # left alone
+            with pytest.raises(DecryptionError):  # bound to its column: a PDF is not an attachment
+                ring.decrypt_bytes(after["documents", sheet], "attachments.data")
+            migrate.upgrade(url, "0027")  # a re-run leaves sealed files alone
+            assert stored() == after
+            migrate.downgrade(url, "0026")
+            plain = stored()
+            assert plain["documents", sheet] == pdf and plain["attachments", scan] == SCAN
+            assert plain["documents", again] == b"%PDF-1.7 sealed before" and plain["documents", empty] == b""
     finally:
         engine.dispose()
         _drop(handle)

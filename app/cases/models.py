@@ -188,8 +188,8 @@ class Instruction(WorkspaceOwned, Base):
 class Attachment(WorkspaceOwned, Base):
     """A file that came with a citizen's message (第九条: 登记): kept with the case in the centre's
     workspace, in the database so that every web process serves it; sealed at rest (photos and
-    scans, often of an ID card: AES-256-GCM, app/security/crypto.py). ``size`` and ``sha256`` are
-    those of the file as uploaded."""
+    scans, often of an ID card: AES-256-GCM, app/security/crypto.py, migration 0027). ``size``
+    and ``sha256`` are those of the file as uploaded."""
 
     __tablename__ = "attachments"
 
@@ -199,8 +199,6 @@ class Attachment(WorkspaceOwned, Base):
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
-    data: Mapped[bytes] = mapped_column(
-        EncryptedBytes("attachments.data", legacy_plaintext=True), deferred=True
-    )
+    data: Mapped[bytes] = mapped_column(EncryptedBytes("attachments.data"), deferred=True)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,9 +6,9 @@ backed up, replicated and deleted with the case it belongs to. A document is a f
 hundred kilobytes (a case file with signatures: well under a megabyte), far below the size where a
 file store would pay. ``sha256`` is checked on every read (services.pdf_bytes).
 
-The PDF is sealed at rest (AES-256-GCM, ``app/security/crypto.py``): the 承办单 and the 归档材料
-print the citizen's name and phone in full. ``sha256`` and ``size`` are those of the plain PDF, as
-issued, so the published reply verifies (/verify) exactly as before.
+The PDF is sealed at rest (AES-256-GCM, ``app/security/crypto.py``, migration 0027): the 承办单
+and the 归档材料 print the citizen's name and phone in full. ``sha256`` and ``size`` are those of
+the plain PDF, as issued, so the published reply verifies (/verify) exactly as before.
 """
 
 from __future__ import annotations
@@ -44,6 +44,6 @@ class Document(WorkspaceOwned, Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     pages: Mapped[int] = mapped_column(Integer)
-    pdf: Mapped[bytes] = mapped_column(EncryptedBytes("documents.pdf", legacy_plaintext=True), deferred=True)
+    pdf: Mapped[bytes] = mapped_column(EncryptedBytes("documents.pdf"), deferred=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

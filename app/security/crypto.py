@@ -238,12 +238,9 @@ class _Sealed(TypeDecorator[_V]):
 
     cache_ok = True
 
-    def __init__(self, purpose: str, *, legacy_plaintext: bool = False, **kw: Any) -> None:
+    def __init__(self, purpose: str, **kw: Any) -> None:
         super().__init__(**kw)
         self.purpose = purpose
-        # Expand/contract: while a column is being brought under encryption, a value not yet
-        # sealed is read as it is (the contract migration seals the rest and drops this).
-        self.legacy_plaintext = legacy_plaintext
 
     def _seal(self, ring: Keyring, value: _V) -> _V:
         raise NotImplementedError
@@ -259,12 +256,10 @@ class _Sealed(TypeDecorator[_V]):
     def process_result_value(self, value: _V | None, dialect: Dialect) -> _V | None:
         if value is None:
             return None
-        if self.legacy_plaintext and key_id_of(value) is None:
-            return value
         return self._unseal(keyring(), value)
 
     def copy(self, **kw: Any) -> _Sealed[_V]:
-        return type(self)(self.purpose, legacy_plaintext=self.legacy_plaintext)
+        return type(self)(self.purpose)
 
 
 class EncryptedText(_Sealed[str]):
