@@ -524,3 +524,65 @@ def test_minpan_sweep_runs_the_sweep_and_its_fan_out_from_the_command_line(demo)
     again = CliRunner().invoke(main, ["sweep", "--date", "2026-12-07"])
     assert "催办单 0 件" in again.output  # once
     assert CliRunner().invoke(main, ["sweep", "--date", "2026-13-01"]).exit_code != 0
+
+
+def test_bulk_writes_record_every_row_exactly_as_given(demo: None) -> None:
+    """The sweep's bulk INSERT and UPDATE (one statement from arrays on PostgreSQL, from a few
+    hundred rows on): every value arrives typed as the column says, UTC times included."""
+    from datetime import UTC, datetime
+    from typing import cast
+
+    from sqlalchemy import Table
+
+    from app.db import BULK_ROWS, bulk_insert, bulk_update
+
+    n = BULK_ROWS + 50
+    issued_at = datetime(2026, 11, 27, 1, 2, 3, tzinfo=UTC)
+    with system_session() as db:
+        lead = db.scalars(
+            select(Assignment).where(Assignment.is_lead.is_(True)).order_by(Assignment.id)
+        ).first()
+        assert lead is not None
+        rows = [
+            {
+                "workspace_id": lead.workspace_id,
+                "key": f"bulk:{i}",
+                "assignment_id": lead.id,
+                "case_id": lead.case_id,
+                "rung": "reminder",
+                "ordinal": i,
+                "number": f"提醒〔2026〕{i}号",
+                "due_date": date(2026, 11, 30),
+                "issued_on": date(2026, 11, 27),
+                "issued_at": issued_at,
+            }
+            for i in range(n)
+        ]
+        bulk_insert(db, cast(Table, Escalation.__table__), rows)
+        bulk_update(
+            db,
+            cast(Table, Assignment.__table__),
+            "id",
+            [{"id": lead.id, "supervised_for": date(2026, 11, 30)}] * 1,
+        )
+        lead_id = lead.id
+    with system_session() as db:
+        stored = db.scalars(
+            select(Escalation).where(Escalation.key.like("bulk:%")).order_by(Escalation.ordinal)
+        ).all()
+        assert [(e.key, e.number, e.ordinal) for e in stored] == [
+            (r["key"], r["number"], r["ordinal"]) for r in rows
+        ]
+        assert {(e.due_date, e.issued_on, e.issued_at) for e in stored} == {
+            (date(2026, 11, 30), date(2026, 11, 27), issued_at)
+        }
+        assert db.get_one(Assignment, lead_id).supervised_for == date(2026, 11, 30)
+        # Many rows updated by key at once.
+        others = db.scalars(select(Assignment.id).order_by(Assignment.id)).all()
+        updates = [{"id": i, "supervised_for": date(2026, 12, 1)} for i in others]
+    with system_session() as db:
+        bulk_update(
+            db, cast(Table, Assignment.__table__), "id", updates * (BULK_ROWS // max(len(updates), 1) + 1)
+        )
+    with system_session() as db:
+        assert set(db.scalars(select(Assignment.supervised_for))) == {date(2026, 12, 1)}

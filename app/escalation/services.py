@@ -21,13 +21,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Table, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.calendar import days
 from app.cases.models import Assignment, Case, TimelineEntry
-from app.db import system_session, utcnow
+from app.db import bulk_insert, bulk_update, system_session, utcnow
 from app.errors import Conflict, InvalidInput
 from app.escalation.models import Escalation, EscalationPolicy, Notification
 from app.notify.services import Notice, notify_many
@@ -387,14 +387,9 @@ def issue_many(db: Session, planned: Sequence[tuple[Any, str, int]], today: date
             }
         )
         if rung == "supervise":
-            supervised.append({"b_id": row.id, "b_due": row.due_date})
-    db.execute(insert(Escalation), escalations)
-    if supervised:
-        table = cast(Table, Assignment.__table__)
-        db.execute(
-            table.update().where(table.c.id == bindparam("b_id")).values(supervised_for=bindparam("b_due")),
-            supervised,
-        )
+            supervised.append({"id": row.id, "supervised_for": row.due_date})
+    bulk_insert(db, cast(Table, Escalation.__table__), escalations)
+    bulk_update(db, cast(Table, Assignment.__table__), "id", supervised)
     workspaces = {row.workspace_id for row, *_ in planned}
     from app.notify.services import enqueue_work
 
