@@ -91,11 +91,12 @@ with system_session() as db:
 PY
 )
 
-# A 承办单 and a citizen's attachment as the plaintext era stored them (the previous release reads
-# them as such): this release's migrations seal them and both releases must still serve them whole.
+# A 承办单 and a citizen's attachment as the previous release stores them (in plaintext before the
+# files were sealed): after this release's migrations they are sealed at rest, and both releases
+# must still serve them whole.
 (cd "$tmp/prev" && PYTHONPATH="$tmp/prev" "$PY" - "$tmp/files.json" <<'PY'
 import hashlib, json, sys
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import undefer
 import app.models  # noqa: F401
 from app.cases.models import Assignment, Attachment, Case
@@ -109,8 +110,6 @@ with system_session() as db:
     pdf = documents.pdf_bytes(sheet)
     photo = db.scalar(select(Attachment).where(Attachment.case_id == case.id).options(undefer(Attachment.data)))
     data = photo.data
-    db.execute(text("UPDATE documents SET pdf = :v WHERE id = :i"), {"v": pdf, "i": sheet.id})
-    db.execute(text("UPDATE attachments SET data = :v WHERE id = :i"), {"v": data, "i": photo.id})
     files = {"lead": lead.id, "sheet": sheet.id, "photo": photo.id,
              "sheet_sha256": hashlib.sha256(pdf).hexdigest(), "photo_sha256": hashlib.sha256(data).hexdigest()}
 with open(sys.argv[1], "w") as out:

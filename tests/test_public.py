@@ -689,6 +689,19 @@ def test_counts_stop_at_the_cap_and_say_more_than(portal, monkeypatch) -> None: 
     assert "找到 超过 <strong>3</strong> 条" in page.text
     assert "超过" not in _text(portal.get("/search", params={"q": "封顶计数答复0"}).text).split("条")[0]
 
+    # On PostgreSQL a common term is found along the date index within the newest WALK_WINDOW
+    # rows, a rarer one through the full-text index: both give the same hits, newest first.
+    for n in range(3):
+        publish_directly(title=f"无关答复{n}", body="与检索词无关的留言。")
+    walked = [
+        i.case_id
+        for i in queries.list_entries("all", queries.Filters.parse(q="封顶计数"), 1, per_page=4).items
+    ]
+    monkeypatch.setattr(queries, "WALK_WINDOW", 2)  # the newest rows do not match: the index answers
+    indexed = queries.list_entries("all", queries.Filters.parse(q="封顶计数"), 1, per_page=4)
+    assert indexed.capped and [i.case_id for i in indexed.items] == walked
+    assert walked == sorted(walked, reverse=True) and len(walked) == 4
+
 
 def test_the_public_404_and_verify_pages_wear_the_portal_layout(portal) -> None:  # type: ignore[no-untyped-def]
     missing = portal.get("/replies/999999999")

@@ -307,21 +307,50 @@ def _pg_search(kind: str, filters: Filters, query: search.Query) -> Select[Any]:
     return stmt
 
 
+# How many of the newest rows a search walks along the date index before it asks the full-text
+# index instead: a term in more than ~1/25 of the messages fills its 1,001 hits inside the window.
+WALK_WINDOW: Final = 25_000
+
+
+def _pg_search_ids(db: Session, kind: str, filters: Filters, query: search.Query) -> list[int]:
+    """The first COUNT_CAP + 1 case ids a search finds, newest first — all the page and its
+    capped count need, in one or two statements.
+
+    A common term or phrase (供暖, 小区, 公积金) is found by walking the newest rows along the
+    date index and testing each (at most WALK_WINDOW rows): its 1,001 hits come within a few
+    thousand rows, where the GIN index would first build a bitmap of every hit (289,078 for 小区)
+    and a phrase would re-check positions in tens of thousands of rows. If the window does not
+    fill the cap, the term is rare: the GIN index finds every hit cheaply, then they are sorted.
+    Filters other than the search go straight to the index."""
+    newest = (_T_PUBLISHED.desc(), _T_CASE.desc())
+    if not (filters.unit or filters.category or filters.month or filters.topic or filters.region):
+        window = (
+            select(_T_CASE, _T_PUBLISHED, _T_KIND, _T_TSV).order_by(*newest).limit(WALK_WINDOW).subquery()
+        )
+        walked = (
+            select(window.c.case_id)
+            .where(window.c.tsv.op("@@")(search.tsquery(query)))
+            .where(_still_public(kind, window.c.case_id, window.c.kind))
+            .order_by(window.c.published_at.desc(), window.c.case_id.desc())
+            .limit(COUNT_CAP + 1)
+        )
+        ids = list(db.scalars(walked))
+        if len(ids) > COUNT_CAP:
+            return ids
+    found = _pg_search(kind, filters, query).order_by(*newest).limit(COUNT_CAP + 1)
+    return [row.case_id for row in db.execute(found)]
+
+
 def _pg_search_page(
     db: Session, kind: str, filters: Filters, query: search.Query, page: int, per_page: int
 ) -> tuple[int, list[Any]]:
-    found = _pg_search(kind, filters, query)
-    total = _capped_count(db, found)
+    hits = _pg_search_ids(db, kind, filters, query)
+    total = len(hits)
     pages = max(1, -(-min(total, COUNT_CAP) // per_page))
     page = min(max(1, page), pages)
     if not total:
         return 0, []
-    ids = [
-        row.case_id
-        for row in db.execute(
-            found.order_by(_T_PUBLISHED.desc(), _T_CASE.desc()).limit(per_page).offset((page - 1) * per_page)
-        )
-    ]
+    ids = hits[(page - 1) * per_page : page * per_page]
     by_id = {
         row.case_id: row
         for row in db.execute(_base(_LIST_COLUMNS, "all").where(PublicEntry.case_id.in_(ids)))
