@@ -702,6 +702,16 @@ def test_counts_stop_at_the_cap_and_say_more_than(portal, monkeypatch) -> None: 
     assert indexed.capped and [i.case_id for i in indexed.items] == walked
     assert walked == sorted(walked, reverse=True) and len(walked) == 4
 
+    # A hit whose case is no longer public is never counted nor shown, whichever way it is found
+    # (HIDDEN_SLACK 0: the index path has to fall back to its exact statement).
+    with system_session() as db:
+        db.get_one(Case, walked[0]).state = "under_review"
+    monkeypatch.setattr(queries, "HIDDEN_SLACK", 0)
+    for window in (2, 120_000):
+        monkeypatch.setattr(queries, "WALK_WINDOW", window)
+        left = queries.list_entries("all", queries.Filters.parse(q="封顶计数"), 1, per_page=4)
+        assert [i.case_id for i in left.items] == walked[1:] and left.total == 3 and not left.capped
+
 
 def test_the_public_404_and_verify_pages_wear_the_portal_layout(portal) -> None:  # type: ignore[no-untyped-def]
     missing = portal.get("/replies/999999999")

@@ -148,6 +148,11 @@ def _tsquery_expression(query: Query) -> str:
     return " & ".join(parts)
 
 
+def token_query(token: str) -> str:
+    """One stored token as a ``tsquery`` text (tokens are runs of word characters: quoting is enough)."""
+    return f"'{token}'"
+
+
 def tsquery(query: Query) -> ColumnElement[Any]:
     """The query as a PostgreSQL ``tsquery`` (configuration ``simple``)."""
     return func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery_expression(query))

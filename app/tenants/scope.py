@@ -104,8 +104,12 @@ def _set_rls_context(session: Session, _transaction: Any, connection: Any) -> No
     ctx = tenant_of(session)
     workspace = "" if ctx is None or ctx.workspace_id is None else str(ctx.workspace_id)
     system = "on" if ctx is not None and ctx.system else "off"
+    # In the same round trip: no JIT compilation for this transaction. The portal's statements are
+    # short; JIT's 10–50 ms of compiling, triggered by high cost estimates (a search walking the
+    # date index, a dashboard over a million rows), cost more than it ever saved (docs/benchmarks.md).
     connection.exec_driver_sql(
-        "SELECT set_config('minpan.workspace_id', %(w)s, true), set_config('minpan.system', %(s)s, true)",
+        "SELECT set_config('minpan.workspace_id', %(w)s, true), set_config('minpan.system', %(s)s, true), "
+        "set_config('jit', 'off', true)",
         {"w": workspace, "s": system},
     )
 
