@@ -266,6 +266,7 @@ class EncryptedText(_Sealed[str]):
     """Text sealed as ``enc1:<key id>:<base64>``; the purpose is the column's name."""
 
     impl = Text
+    cache_ok = True  # SQLAlchemy reads it from each class's own namespace, not the base's
 
     def _seal(self, ring: Keyring, value: str) -> str:
         return ring.encrypt(value, self.purpose)
@@ -279,6 +280,7 @@ class EncryptedBytes(_Sealed[bytes]):
     one table's file copied into another's column does not open."""
 
     impl = LargeBinary
+    cache_ok = True
 
     def _seal(self, ring: Keyring, value: bytes) -> bytes:
         return ring.encrypt_bytes(bytes(value), self.purpose)
