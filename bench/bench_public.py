@@ -548,7 +548,7 @@ def main() -> None:
         limit_statements(args.budget * 20)
         name = SEARCHES[0][0]
         for statement, parameters in probed[name][1]:
-            if "@@" in statement:
+            if "@@" in statement and not statement.lstrip().upper().startswith("EXPLAIN"):
                 print(f"\n-- {name}\n{statement}\n{parameters}\n")
                 print(explain(statement, parameters))
 
