@@ -141,3 +141,25 @@ def worker() -> Iterator[Any]:
     finally:
         w.stop()
         flush_broker()
+
+
+@pytest.fixture()
+def env() -> Iterator[Any]:
+    """Set MINPAN_* variables for this test (and for subprocesses it starts); settings are read
+    again, and everything is put back afterwards."""
+    saved: dict[str, str | None] = {}
+
+    def set_env(**values: str) -> None:
+        for name, value in values.items():
+            key = f"MINPAN_{name.upper()}"
+            saved.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+        get_settings.cache_clear()
+
+    yield set_env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()

@@ -53,27 +53,6 @@ TEXT = "承办单 2026-0012《科尔沁区供暖不热》已于 12月4日到期�
 # --- fixtures: settings, a real SMTP server, a real HTTP endpoint, an in-process worker ------------
 
 
-@pytest.fixture()
-def env() -> Iterator[Any]:
-    """Set MINPAN_* variables for this test (and for subprocesses it starts); settings re-read."""
-    saved: dict[str, str | None] = {}
-
-    def set_env(**values: str) -> None:
-        for name, value in values.items():
-            key = f"MINPAN_{name.upper()}"
-            saved.setdefault(key, os.environ.get(key))
-            os.environ[key] = value
-        get_settings.cache_clear()
-
-    yield set_env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    get_settings.cache_clear()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,39 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dramatiq
-import pytest
 from litestar.testing import TestClient
 
 from app.ops.setup import JsonFormatter, RequestIdFilter, logging_config
 from app.settings import get_settings
 from tests.helpers import post, sign_in
-
-
-@pytest.fixture()
-def env() -> Iterator[Any]:
-    saved: dict[str, str | None] = {}
-
-    def set_env(**values: str) -> None:
-        for name, value in values.items():
-            key = f"MINPAN_{name.upper()}"
-            saved.setdefault(key, os.environ.get(key))
-            os.environ[key] = value
-        get_settings.cache_clear()
-
-    yield set_env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    get_settings.cache_clear()
 
 
 def test_liveness_and_readiness_answer_with_their_checks(client: TestClient) -> None:  # type: ignore[type-arg]

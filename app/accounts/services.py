@@ -557,11 +557,21 @@ class TwoFactorStatus:
     enrolment: Enrolment | None = None
 
 
+def _me(db: Session, me: CurrentUser) -> User:
+    user = db.get(User, me.user_id)
+    if user is None:
+        raise NotFound()
+    return user
+
+
+def _audit_two_factor(db: Session, me: CurrentUser, action: str, user: User) -> None:
+    """An audit entry of a change to ``user``'s second factor, made by ``me``."""
+    record(db, action, actor_id=me.user_id, workspace_id=me.workspace_id, target=user.username, ip=me.ip)
+
+
 def two_factor_status(me: CurrentUser, *, start_enrolment: bool = False) -> TwoFactorStatus:
     with system_session() as db:
-        user = db.get(User, me.user_id)
-        if user is None:
-            raise NotFound()
+        user = _me(db, me)
         required = two_factor.required_for(me.posts)
         if two_factor.enrolled(user):
             return TwoFactorStatus(True, required, two_factor.recovery_codes_left(db, user.id))
@@ -572,43 +582,25 @@ def two_factor_status(me: CurrentUser, *, start_enrolment: bool = False) -> TwoF
 def enrol_signed_in(me: CurrentUser, code: str) -> None:
     """Confirm the enrolment started on the account page."""
     with system_session() as db:
-        user = db.get(User, me.user_id)
-        if user is None:
-            raise NotFound()
+        user = _me(db, me)
         if two_factor.enrolled(user):
             raise InvalidInput("您已启用两步验证。", field="code")
         if not user.totp_secret or not two_factor.verify_totp(user, code):
             raise InvalidInput("验证码不正确，请按新的二维码重新添加后再输入。", field="code")
         user.totp_confirmed_at = utcnow()
-        record(
-            db,
-            "auth.two_factor_enrolled",
-            actor_id=user.id,
-            workspace_id=me.workspace_id,
-            target=user.username,
-            ip=me.ip,
-        )
+        _audit_two_factor(db, me, "auth.two_factor_enrolled", user)
 
 
 def renew_recovery_codes(me: CurrentUser, code: str) -> list[str]:
     """Ten new recovery codes (the old ones stop working), against a current TOTP code."""
     with system_session() as db:
-        user = db.get(User, me.user_id)
-        if user is None:
-            raise NotFound()
+        user = _me(db, me)
         if not two_factor.enrolled(user):
             raise InvalidInput("请先启用两步验证。", field="code")
         if not two_factor.verify_totp(user, code):
             raise InvalidInput("验证码不正确或已使用，请输入身份验证器中最新的 6 位验证码。", field="code")
         codes = two_factor.new_recovery_codes(db, user.id)
-        record(
-            db,
-            "auth.two_factor_codes_renewed",
-            actor_id=user.id,
-            workspace_id=me.workspace_id,
-            target=user.username,
-            ip=me.ip,
-        )
+        _audit_two_factor(db, me, "auth.two_factor_codes_renewed", user)
         return codes
 
 
@@ -677,14 +669,7 @@ def reset_two_factor(db: Session, me: CurrentUser, user_id: int) -> User:
         raise NotFound()
     two_factor.reset(db, user)
     db.execute(delete(UserSession).where(UserSession.user_id == user.id))
-    record(
-        db,
-        "auth.two_factor_reset",
-        actor_id=me.user_id,
-        workspace_id=me.workspace_id,
-        target=user.username,
-        ip=me.ip,
-    )
+    _audit_two_factor(db, me, "auth.two_factor_reset", user)
     return user
 
 

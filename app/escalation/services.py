@@ -610,7 +610,84 @@ def _publication_overdue(db: Session, today: date) -> int:
     return len(late)
 
 
-# --- 移交函: a supervisor's decision with a written reason (第二十条) ---------------------------------
+# --- 督查室's decisions with a written reason: 移交函 (第二十条) and 督办单 by hand (第十九条) -------
+
+
+def _written_reason(reason: str, what: str, too_short: str) -> str:
+    reason = reason.strip()
+    if len(reason) < 10:
+        raise InvalidInput(too_short, field="reason")
+    if len(reason) > 2000:
+        raise InvalidInput(f"{what}理由不能超过2000字。", field="reason")
+    return reason
+
+
+def _lead_of(db: Session, case_id: int, assignment_id: int) -> Assignment:
+    assignment = db.get(Assignment, assignment_id)
+    if assignment is None or assignment.case_id != case_id or not assignment.is_lead:
+        raise InvalidInput("请选择本件留言的牵头承办单位。")
+    return assignment
+
+
+def _record_decision(
+    db: Session,
+    assignment: Assignment,
+    unit: Workspace | None,
+    *,
+    rung: str,
+    key: str,
+    number: str,
+    reason: str,
+    text: str,
+    actor_id: int,
+    actor_name: str,
+    today: date,
+    addressee: str = "",
+) -> Escalation:
+    """The decision's escalation row and its timeline entry. Its notices are written by the
+    caller in the same transaction, so the row is marked as fanned out already."""
+    now = utcnow()
+    escalation = Escalation(
+        workspace_id=assignment.workspace_id,
+        key=key,
+        assignment_id=assignment.id,
+        case_id=assignment.case_id,
+        rung=rung,
+        number=number,
+        due_date=assignment.due_date,
+        issued_on=today,
+        issued_at=now,
+        decided_by_id=actor_id,
+        reason=reason,
+        addressee=addressee,
+        fanned_out_at=now,
+    )
+    db.add(escalation)
+    db.add(
+        TimelineEntry(
+            workspace_id=assignment.workspace_id,
+            case_id=assignment.case_id,
+            assignment_id=assignment.id,
+            at=now,
+            actor_id=actor_id,
+            actor_name=actor_name,
+            workspace_name=unit.short_name if unit else "",
+            action=rung,
+            comment=text,
+        )
+    )
+    return escalation
+
+
+def _principal_notices(
+    db: Session, assignment: Assignment, key: str, subject: str, text: str
+) -> list[Notice]:
+    unit_id = assignment.workspace_id
+    principals = _people(db, [unit_id], (Role.PRINCIPAL.value,)).get(unit_id, [])
+    return [
+        Notice(unit_id, user, f"{key}:{user}", subject, text, f"/inbox/{assignment.id}")
+        for user in principals
+    ]
 
 
 def transfer(
@@ -618,81 +695,44 @@ def transfer(
 ) -> Escalation:
     """移交 a unit's assignment to 纪检监察 (copied to 督查室). Called inside a cross-workspace block
     by the supervision office; once per deadline."""
-    reason = reason.strip()
-    if len(reason) < 10:
-        raise InvalidInput(
-            "请写明移交理由（不少于10个字），说明“催办”“督办”无果的情况和造成的后果（第二十条）。"
-        )
-    if len(reason) > 2000:
-        raise InvalidInput("移交理由不能超过2000字。")
-    assignment = db.get(Assignment, assignment_id)
-    if assignment is None or assignment.case_id != case_id or not assignment.is_lead:
-        raise InvalidInput("请选择本件留言的牵头承办单位。")
+    reason = _written_reason(
+        reason, "移交", "请写明移交理由（不少于10个字），说明“催办”“督办”无果的情况和造成的后果（第二十条）。"
+    )
+    assignment = _lead_of(db, case_id, assignment_id)
     key = _key(assignment.id, "transfer", assignment.due_date)
     if db.scalar(select(Escalation.id).where(Escalation.key == key)) is not None:
         raise Conflict("该承办单位的这件留言已经移交纪检监察机关，不能重复移交。")
     number = allocate_numbers(db, RUNGS["transfer"][1], today.year, 1)[0]
     unit = db.get(Workspace, assignment.workspace_id)
-    unit_name = unit.name if unit else ""
-    escalation = Escalation(
-        workspace_id=assignment.workspace_id,
-        key=key,
-        assignment_id=assignment.id,
-        case_id=case_id,
-        rung="transfer",
-        number=number,
-        due_date=assignment.due_date,
-        issued_on=today,
-        decided_by_id=actor_id,
-        reason=reason,
-        addressee=TRANSFER_ADDRESSEE,
-        fanned_out_at=utcnow(),  # written here, with the decision's own notices
-    )
-    db.add(escalation)
     text = (
         f"【移交函】{number}：承办单{assignment.sheet_number}《{assignment.title}》经督办无果，"
-        f"{unit_name}的办理情况移交{TRANSFER_ADDRESSEE}，抄送市政府督查室（第二十条）。理由：{reason}"
+        f"{unit.name if unit else ''}的办理情况移交{TRANSFER_ADDRESSEE}，"
+        f"抄送市政府督查室（第二十条）。理由：{reason}"
     )
-    db.add(
-        TimelineEntry(
-            workspace_id=assignment.workspace_id,
-            case_id=case_id,
-            assignment_id=assignment.id,
-            actor_id=actor_id,
-            actor_name="市政府督查室",
-            workspace_name=unit.short_name if unit else "",
-            action="transfer",
-            comment=text,
-        )
+    escalation = _record_decision(
+        db,
+        assignment,
+        unit,
+        rung="transfer",
+        key=key,
+        number=number,
+        reason=reason,
+        text=text,
+        actor_id=actor_id,
+        actor_name="市政府督查室",
+        today=today,
+        addressee=TRANSFER_ADDRESSEE,
     )
+    subject = f"【移交函】{number}"
+    notices = _principal_notices(db, assignment, key, subject, text)
     supervisors = db.scalars(
         select(Workspace.id).where(Workspace.kind == WorkspaceKind.SUPERVISOR.value)
     ).all()
-    notices = [
-        Notice(
-            assignment.workspace_id,
-            user_id,
-            f"{key}:{user_id}",
-            f"【移交函】{number}",
-            text,
-            f"/inbox/{assignment.id}",
-        )
-        for user_id in _people(db, [assignment.workspace_id], (Role.PRINCIPAL.value,)).get(
-            assignment.workspace_id, ()
-        )
-    ]
     for workspace_id, users in _people(
         db, supervisors, (Role.SUPERVISOR.value, Role.CITY_LEADER.value)
     ).items():
         notices.extend(
-            Notice(
-                workspace_id,
-                user_id,
-                f"{key}:{user_id}",
-                f"【移交函】{number}",
-                text,
-                f"/oversight/{case_id}",
-            )
+            Notice(workspace_id, user_id, f"{key}:{user_id}", subject, text, f"/oversight/{case_id}")
             for user_id in users
         )
     db.flush()
@@ -716,9 +756,6 @@ def transfer(
     return escalation
 
 
-# --- 督办单 issued by hand: the supervision office's decision with a written reason (第十九条) ---------
-
-
 def supervise(
     db: Session, *, case_id: int, assignment_id: int, reason: str, actor_id: int, actor_name: str, today: date
 ) -> Escalation:
@@ -728,14 +765,10 @@ def supervise(
     supervisor's reason. Writes its escalation row, timeline entry, the principal's notice (and
     outbox), the audit event and queues the notice's PDF in the caller's transaction. Called inside
     a cross-workspace block; the caller has checked the case is still owed."""
-    reason = reason.strip()
-    if len(reason) < 10:
-        raise InvalidInput("请写明督办理由（不少于10个字），说明需要督办的问题（第十九条）。", field="reason")
-    if len(reason) > 2000:
-        raise InvalidInput("督办理由不能超过2000字。", field="reason")
-    assignment = db.get(Assignment, assignment_id)
-    if assignment is None or assignment.case_id != case_id or not assignment.is_lead:
-        raise InvalidInput("请选择本件留言的牵头承办单位。")
+    reason = _written_reason(
+        reason, "督办", "请写明督办理由（不少于10个字），说明需要督办的问题（第十九条）。"
+    )
+    assignment = _lead_of(db, case_id, assignment_id)
     key = _key(assignment.id, "supervise", assignment.due_date)
     done = select(Escalation.id).where(
         Escalation.assignment_id == assignment.id,
@@ -747,23 +780,25 @@ def supervise(
     number = allocate_numbers(db, RUNGS["supervise"][1], today.year, 1)[0]
     if db.scalar(done.limit(1)) is not None:
         raise Conflict("该承办单位的这件留言在本办理期限内已经督办，不能重复督办。")
-    unit = db.get(Workspace, assignment.workspace_id)
-    now = utcnow()
-    escalation = Escalation(
-        workspace_id=assignment.workspace_id,
-        key=key,
-        assignment_id=assignment.id,
-        case_id=case_id,
-        rung="supervise",
-        number=number,
-        due_date=assignment.due_date,
-        issued_on=today,
-        issued_at=now,
-        decided_by_id=actor_id,
-        reason=reason,
-        fanned_out_at=now,  # its timeline entry and notices are written here, not by fan_out
+    due = assignment.due_date
+    text = (
+        f"【督办单】{number}：承办单{assignment.sheet_number}《{assignment.title}》"
+        f"办理期限 {due.month}月{due.day}日，市政府督查室决定督办，"
+        f"请主要负责同志亲自过问、抓紧办理（第十九条）。理由：{reason}"
     )
-    db.add(escalation)
+    escalation = _record_decision(
+        db,
+        assignment,
+        db.get(Workspace, assignment.workspace_id),
+        rung="supervise",
+        key=key,
+        number=number,
+        reason=reason,
+        text=text,
+        actor_id=actor_id,
+        actor_name=actor_name or "市政府督查室",
+        today=today,
+    )
     assignments = cast(Table, Assignment.__table__)
     # The sweep leaves this deadline alone from now on (migration 0019).
     db.execute(
@@ -771,30 +806,8 @@ def supervise(
         .where(assignments.c.id == assignment.id)
         .values(supervised_for=assignment.due_date)
     )
-    due = assignment.due_date
-    text = (
-        f"【督办单】{number}：承办单{assignment.sheet_number}《{assignment.title}》"
-        f"办理期限 {due.month}月{due.day}日，市政府督查室决定督办，"
-        f"请主要负责同志亲自过问、抓紧办理（第十九条）。理由：{reason}"
-    )
-    db.add(
-        TimelineEntry(
-            workspace_id=assignment.workspace_id,
-            case_id=case_id,
-            assignment_id=assignment.id,
-            at=now,
-            actor_id=actor_id,
-            actor_name=actor_name or "市政府督查室",
-            workspace_name=unit.short_name if unit else "",
-            action="supervise",
-            comment=text,
-        )
-    )
-    unit_id = assignment.workspace_id
-    principals = _people(db, [unit_id], (Role.PRINCIPAL.value,)).get(unit_id, [])
     db.flush()
-    subject, link = f"【督办单】{number}", f"/inbox/{assignment.id}"
-    notify_many(db, [Notice(unit_id, user, f"{key}:{user}", subject, text, link) for user in principals])
+    notify_many(db, _principal_notices(db, assignment, key, f"【督办单】{number}", text))
     from app.audit.services import record
 
     record(
