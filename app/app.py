@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
+from litestar.enums import ScopeType
 from litestar.static_files import create_static_files_router
+from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
 from app.accounts.controllers import AccountController, AuthController, SecurityAdminController
 from app.assessment.controllers import AssessmentController, AssessmentRulesController, BulletinController
@@ -25,6 +27,7 @@ from app.notify.controllers import OutboxController
 from app.observability import ObservabilityMiddleware
 from app.permissions import PUBLIC, authorize, check_declarations
 from app.public.controllers import CSRF_EXEMPT, PublicPortalController
+from app.public.memory import PAGE_MEMORY
 from app.public.satisfaction_controllers import RatingController, SatisfactionController
 from app.public.stats_controllers import OpenStatsController
 from app.security.headers import SECURITY_HEADERS, add_security_headers
@@ -43,6 +46,21 @@ log = logging.getLogger("minpan")
 # app/security/headers.py.
 
 
+class MinpanApp(Litestar):
+    """The application, with the stored reply pages kept in memory answered before its stack
+    (app/public/memory.py: same bytes and headers, request id, access log and metrics)."""
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        if PAGE_MEMORY.active and scope["type"] == ScopeType.HTTP and await PAGE_MEMORY.respond(scope, send):  # type: ignore[arg-type]
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
 
@@ -54,13 +72,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
             background = EmbeddedWorker()
             background.start()
+        PAGE_MEMORY.start(settings)
         try:
             yield
         finally:
+            PAGE_MEMORY.stop()
             if background is not None:
                 background.stop()
 
-    app = Litestar(
+    app = MinpanApp(
         route_handlers=[
             PublicController,
             PublicPortalController,

@@ -270,28 +270,32 @@ class ObservabilityMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("path_template") or "<unmatched>"
-            method = scope.get("method", "")
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
-            client = scope.get("client")
-            access_log.info(
-                "%s %s %d %.1fms",
-                method,
-                scope.get("path", ""),
-                status,
-                elapsed * 1000,
-                extra={
-                    "method": method,
-                    "path": scope.get("path", ""),
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 1),
-                    "client": client[0] if client else "",
-                },
-            )
+            record_request(scope, scope.get("path_template") or "<unmatched>", status, started)
             REQUEST_ID.reset(token)
+
+
+def record_request(scope: Scope, route: str, status: int, started: float) -> None:
+    """Count and time an answered request and write its access log line (under its request id)."""
+    elapsed = time.perf_counter() - started
+    method = scope.get("method", "")
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_LATENCY.labels(method, route).observe(elapsed)
+    client = scope.get("client")
+    access_log.info(
+        "%s %s %d %.1fms",
+        method,
+        scope.get("path", ""),
+        status,
+        elapsed * 1000,
+        extra={
+            "method": method,
+            "path": scope.get("path", ""),
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 1),
+            "client": client[0] if client else "",
+        },
+    )
 
 
 # --- Dramatiq: request ids into jobs, job metrics, worker logs ----------------------------------------

@@ -100,6 +100,9 @@ class Settings:
     rate_limit: str = "auto"
     rate_limit_url: str = ""
     rate_limit_limits: str = ""  # overrides, e.g. "sign_in=30/300,rating=30/600,intake=120/60"
+    # 页面静态化 in memory (app/public/memory.py, PostgreSQL only): the stored reply pages each web
+    # process keeps and answers before the application stack, in MB. 0: off.
+    public_page_memory_mb: int = 64
 
     @property
     def is_sqlite(self) -> bool:

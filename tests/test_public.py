@@ -649,6 +649,17 @@ def test_a_changed_case_unit_or_document_clears_the_page_and_the_next_visit_rend
     assert _stored(case_id)[2] is None
 
 
+def test_a_page_stored_at_publication_is_cleared_when_its_unit_changes(portal) -> None:  # type: ignore[no-untyped-def]
+    case_id = publish_directly(title="发布时生成的答复", unit="education")
+    assert _stored(case_id)[2]  # rendered in the publishing transaction, the case not updated since
+    with system_session() as db:
+        unit = db.get(Workspace, _ws(db, "education"))
+        assert unit is not None
+        unit.contact_phone = "0475-7777666"
+    assert _stored(case_id)[2] is None
+    assert "0475-7777666" in portal.get(f"/replies/{case_id}").text
+
+
 def test_a_render_older_than_a_change_is_not_stored(portal) -> None:  # type: ignore[no-untyped-def]
     from app.public import pages
 

@@ -28,7 +28,8 @@ def download(attachment: Attachment) -> Response[bytes]:
     name = quote(attachment.filename)
     return Response(
         attachment.data,
-        media_type=attachment.content_type,
+        # Litestar adds "; charset=utf-8" to every text/ type itself.
+        media_type=attachment.content_type.split(";")[0],
         headers={
             "Content-Disposition": f"attachment; filename=\"attachment\"; filename*=UTF-8''{name}",
             "X-Content-Type-Options": "nosniff",

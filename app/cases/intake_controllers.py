@@ -72,7 +72,7 @@ class IntakeController(Controller):
 
     @get("/template.csv", opt=requires(Permission.CASE_REGISTER), sync_to_thread=False)
     def template_csv(self) -> Response[bytes]:
-        return _download(imports.template_csv(), "text/csv; charset=utf-8", "csv")
+        return _download(imports.template_csv(), "text/csv", "csv")
 
     @post(
         "",

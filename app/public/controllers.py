@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape as xml_escape
@@ -21,12 +21,12 @@ from litestar.response import Redirect
 from app.errors import NotFound
 from app.permissions import PUBLIC
 from app.public import pages, queries
+from app.public.memory import PAGE_MEMORY
 from app.public.render import A11Y_COOKIE, a11y_modes, public_page, safe_local_path
 from app.settings import get_settings
 
 LIST_CACHE: Final = "public, max-age=60"
-# Reply pages are revalidated on every visit: cheap with the ETag (304), and never stale.
-PAGE_CACHE: Final = "public, no-cache"
+PAGE_CACHE: Final = pages.PAGE_CACHE
 # The public pages post nothing: they are left out of the CSRF middleware, so that no response a
 # shared cache may keep sets a cookie (app.app's csrf_config).
 # The rating page /rate/{token} posts a form: it keeps the CSRF cookie and is never cached.
@@ -55,18 +55,9 @@ def _canonical(
 
 
 def _not_modified(request: Request[Any, Any, Any], etag: str, last_modified: datetime) -> bool:
-    """RFC 9110: If-None-Match wins; If-Modified-Since only when it is absent."""
-    tags = request.headers.get("if-none-match")
-    if tags is not None:
-        wanted = {t.strip().removeprefix("W/") for t in tags.split(",")}
-        return "*" in wanted or etag in wanted
-    since = request.headers.get("if-modified-since")
-    if since:
-        try:
-            return last_modified.replace(microsecond=0) <= parsedate_to_datetime(since)
-        except (TypeError, ValueError):
-            return False
-    return False
+    return pages.not_modified(
+        request.headers.get("if-none-match"), request.headers.get("if-modified-since"), etag, last_modified
+    )
 
 
 def _cached(
@@ -92,15 +83,10 @@ def _cached(
 
 def _stored_page(request: Request[Any, Any, Any], stored: pages.Stored) -> Response[Any]:
     assert stored.modified is not None and stored.body is not None
-    headers = {
-        "ETag": stored.etag,
-        "Last-Modified": stored.last_modified,
-        "Cache-Control": PAGE_CACHE,
-        "Vary": "Cookie",
-    }
+    headers = pages.stored_headers(stored)
     if _not_modified(request, stored.etag, stored.modified):
         return Response(content=b"", status_code=304, headers=headers)
-    return Response(stored.body, media_type="text/html; charset=utf-8", headers=headers)
+    return Response(stored.body, media_type="text/html", headers=headers)
 
 
 class PublicPortalController(Controller):
@@ -134,8 +120,10 @@ class PublicPortalController(Controller):
         # current; otherwise the case is read and rendered, and the row filled for the next visit.
         seen: int | None = None
         if not request.url.query and not a11y_modes(request):
+            epoch = PAGE_MEMORY.epoch()  # before the read: a change committed after it is not kept
             stored = pages.lookup(case_id)
             if stored is not None and stored.body is not None and stored.modified is not None:
+                PAGE_MEMORY.keep(case_id, stored, epoch)
                 return _stored_page(request, stored)
             seen = stored.generation if stored is not None else None
         found = queries.reply(case_id)
@@ -149,7 +137,7 @@ class PublicPortalController(Controller):
                 )
             body = pages.render_reply(found)
             pages.fill(found, body, seen)
-            return Response(body, media_type="text/html; charset=utf-8", headers=headers)
+            return Response(body, media_type="text/html", headers=headers)
 
         return _cached(request, found.etag, found.last_modified, render)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from app.public.queries import Reply
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+# Reply pages are revalidated on every visit: cheap with the ETag (304), and never stale.
+PAGE_CACHE: Final = "public, no-cache"
 _SOURCES: Final = (
     "templates/public/base.html",
     "templates/public/reply.html",
@@ -146,8 +148,10 @@ def render_in(db: Session, case_id: int) -> bool:
         return False
     db.execute(
         text(
+            # With the answering unit: a change of its name or phone clears the page (0020).
             "INSERT INTO public_pages (case_id, unit_id, generation, etag, render_version) "
-            "VALUES (:id, NULL, 1, '', '') ON CONFLICT (case_id) DO NOTHING"
+            "SELECT id, reply_unit_id, 1, '', '' FROM cases WHERE id = :id "
+            "ON CONFLICT (case_id) DO UPDATE SET unit_id = EXCLUDED.unit_id"
         ),
         {"id": case_id},
     )
@@ -158,4 +162,39 @@ def http_date(value: datetime) -> str:
     return format_datetime(value.astimezone(UTC), usegmt=True)
 
 
-__all__ = ["Stored", "fill", "http_date", "lookup", "render_in", "render_reply"]
+def stored_headers(stored: Stored) -> dict[str, str]:
+    """The headers of a stored page's answer (200 or 304), besides its content type and length."""
+    return {
+        "ETag": stored.etag,
+        "Last-Modified": stored.last_modified,
+        "Cache-Control": PAGE_CACHE,
+        "Vary": "Cookie",
+    }
+
+
+def not_modified(
+    if_none_match: str | None, if_modified_since: str | None, etag: str, last_modified: datetime
+) -> bool:
+    """RFC 9110: If-None-Match wins; If-Modified-Since only when it is absent."""
+    if if_none_match is not None:
+        wanted = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return "*" in wanted or etag in wanted
+    if if_modified_since:
+        try:
+            return last_modified.replace(microsecond=0) <= parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+__all__ = [
+    "PAGE_CACHE",
+    "Stored",
+    "fill",
+    "http_date",
+    "lookup",
+    "not_modified",
+    "render_in",
+    "render_reply",
+    "stored_headers",
+]

@@ -73,9 +73,7 @@ def public_page(
     html = render_public(
         template, url_path=request.url.path, url_query=request.url.query, modes=a11y_modes(request), **context
     )
-    return Response(
-        html, media_type="text/html; charset=utf-8", status_code=status_code, headers=headers or {}
-    )
+    return Response(html, media_type="text/html", status_code=status_code, headers=headers or {})
 
 
 def render_public(

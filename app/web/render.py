@@ -174,7 +174,7 @@ def page(
     html, cookies = render_html(request, name, **context)
     return Response(
         html,
-        media_type="text/html; charset=utf-8",
+        media_type="text/html",
         status_code=status_code,
         headers=headers or {},
         cookies=cookies,
