@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -137,6 +138,16 @@ def test_the_lists_filter_by_unit_category_topic_region_and_month(portal) -> Non
     assert '<option value="education">通辽市教育局</option>' in page.text
     assert '<option value="horqin">' not in page.text
     assert FEES_TITLE in portal.get("/replies?category=nonsense&month=13-2026").text
+
+
+def test_the_filters_choices_are_kept_a_minute_then_computed_again(portal, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    assert '<option value="horqin">' not in portal.get("/replies").text
+    publish_directly(title="科尔沁区答复", unit="horqin")
+    assert '<option value="horqin">' not in portal.get("/replies").text  # the same for a minute
+    later = time.monotonic() + queries.OPTIONS_SECONDS + 1
+    monkeypatch.setattr(queries.time, "monotonic", lambda: later)
+    assert '<option value="horqin">' in portal.get("/replies").text
+    assert "科尔沁区答复" in portal.get("/replies?unit=horqin").text
 
 
 def test_a_filter_form_sent_with_empty_fields_lands_on_the_clean_address(portal) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ reads the case itself, in one statement built once.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -483,8 +484,30 @@ class FilterOptions:
     months: list[str] = field(default_factory=list)  # newest first
 
 
+# The filters' choices are the same for every visitor and change rarely: each web process keeps
+# them for as long as a list page may be cached anyway (controllers.LIST_CACHE, 60 s).
+OPTIONS_SECONDS: Final = 60.0
+_options: dict[str, tuple[float, FilterOptions]] = {}
+
+
 def filter_options(kind: str) -> FilterOptions:
-    """The values the filters of a list can take: only those that find something."""
+    """The values the filters of a list can take: only those that find something (as of at most
+    ``OPTIONS_SECONDS`` ago)."""
+    kept = _options.get(kind)
+    now = time.monotonic()
+    if kept is not None and kept[0] > now:
+        return kept[1]
+    options = _filter_options(kind)
+    _options[kind] = (now + OPTIONS_SECONDS, options)
+    return options
+
+
+def forget_filter_options() -> None:
+    """A new application (its database may be another, or reset): compute the choices afresh."""
+    _options.clear()
+
+
+def _filter_options(kind: str) -> FilterOptions:
     with reader() as db:
         # A unit that answered something public: one probe of (kind, unit_id, published_at) each.
         units = db.execute(
@@ -780,6 +803,7 @@ __all__ = [
     "ResultPage",
     "declined",
     "filter_options",
+    "forget_filter_options",
     "latest_replies",
     "list_entries",
     "reply",
