@@ -202,3 +202,4 @@ def test_every_download_is_an_attachment_that_the_browser_may_not_sniff_or_run(m
         assert file.headers["x-content-type-options"] == "nosniff"
         assert file.headers["content-security-policy"] == "default-src 'none'; sandbox"
         assert "html" not in file.headers["content-type"]
+    assert file.headers["content-type"] == "text/plain; charset=utf-8"  # one charset, not two
