@@ -147,7 +147,8 @@ def _arrays(
         process = column.type.bind_processor(dialect)
         values = [row[name] for row in rows]
         params[f"p{i}"] = [process(v) for v in values] if process else values
-        casts.append(f"%(p{i})s::{column.type.compile(dialect=dialect)}[]")
+        # %b: psycopg sends the array in binary, no text quoting of each of thousands of values.
+        casts.append(f"%(p{i})b::{column.type.compile(dialect=dialect)}[]")
     return params, casts
 
 

@@ -19,7 +19,8 @@ notifications, outbox — everything above the ids noted before it) are deleted 
 counters and publication flags restored and the tables vacuumed, so every run starts from the
 same state and the database stays seeded for "today". Per-part times come from the driver's
 cursor calls (SQLAlchemy events), the rest of the sweep is Python. Prints Markdown for
-docs/benchmarks.md; --explain adds EXPLAIN (ANALYZE, BUFFERS) of the due-row query.
+docs/benchmarks.md; --explain adds EXPLAIN (ANALYZE, BUFFERS) of the due-row query and of the
+sweep's INSERT … SELECT (rolled back).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from app.calendar import days
-from app.db import get_engine, system_session
+from app.db import get_engine, session_factory, system_session
 from app.escalation.services import (
     OWED_STATES,
     Thresholds,
@@ -79,6 +80,8 @@ SELECT a.id, a.workspace_id, a.case_id, a.due_date, a.sheet_number, a.title,
                     WHERE e.assignment_id = a.id AND e.rung = 'supervise' AND e.due_date = a.due_date)
 """  # noqa: S608
 WRITTEN = ("escalations", "timeline_entries", "audit_events", "notifications", "outbox")
+DECISION = "decision: due rows and their rungs (SELECT)"
+INSERT = "INSERT escalations (from arrays, numbers and keys in SQL)"
 
 
 def horizon(today: date, t: Thresholds) -> date:
@@ -155,8 +158,16 @@ class Parts:
 
 def _kind(statement: str) -> str:
     head = " ".join(statement.split()[:3]).lower()
+    if head.startswith("insert into escalations") and "unnest(" in statement:
+        return INSERT
+    if "as overdue" in statement.lower() and "from assignments" in statement.lower():
+        return DECISION
     if "not (exists" in statement.lower() and "from assignments" in statement.lower():
         return "due-row query"
+    if head.startswith("select min(assignments.due_date)"):
+        return "oldest due date on the ladder"
+    if head.startswith("select counters."):
+        return "lock counters"
     for table in WRITTEN:
         if head.startswith(f"insert into {table}"):
             return f"insert {table}"
@@ -166,6 +177,8 @@ def _kind(statement: str) -> str:
         return "update assignments.supervised_for"
     if head.startswith("update escalations"):
         return "claim escalations (fanned_out_at)"
+    if head.startswith("update counters"):
+        return "numbers (counters)"
     return "other SQL"
 
 
@@ -310,6 +323,50 @@ def explain(conn: psycopg.Connection[Any], today: date, t: Thresholds) -> str:
         return "\n".join(r[0] for r in cur.fetchall())
 
 
+def explain_sweep(today: date) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the sweep's two big statements as today's first sweep runs
+    them, rolled back: the decision (a SELECT) and the INSERT of the rungs from arrays, its
+    foreign-key and trigger time included."""
+    from sqlalchemy import func, select
+
+    from app.cases.models import Assignment
+    from app.escalation import services
+    from app.tenants.scope import TenantContext, bind_tenant
+
+    engine = get_engine()
+    plans: list[str] = []
+
+    def explain_it(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> Any:
+        if _kind(statement) == INSERT:
+            statement = f"EXPLAIN (ANALYZE, BUFFERS) {statement}"
+        return statement, parameters
+
+    def keep(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("EXPLAIN"):
+            plans.append(f"{INSERT}:\n\n" + "\n".join(r[0] for r in cursor.fetchall()))
+
+    with session_factory()() as db:
+        bind_tenant(db, TenantContext.system_context())
+        t = services._lock(db)
+        oldest = db.scalar(select(func.min(Assignment.due_date)).where(*services._on_ladder(today, t)))
+        compiled = services.decisions(today, t, oldest).compile(
+            dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        rows = db.connection().exec_driver_sql(
+            f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", compiled.construct_params()
+        )
+        plans.append(f"{DECISION}:\n\n" + "\n".join(r[0] for r in rows))
+        event.listen(engine, "before_cursor_execute", explain_it, retval=True)
+        event.listen(engine, "after_cursor_execute", keep)
+        try:
+            issued = services.issue_due(db, today, t)
+        finally:
+            event.remove(engine, "before_cursor_execute", explain_it)
+            event.remove(engine, "after_cursor_execute", keep)
+        db.rollback()
+    return "\n\n".join(plans) + f"\n\n({len(issued)} rungs)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -440,12 +497,14 @@ def main() -> None:
         print(f"| {kind} | {seconds:.2f} | {parts.calls[kind]} | {parts.rows[kind]:,} |")
     python = total - sql_total - parts.commit
     print(f"| commit | {parts.commit:.2f} | 1 | |")
-    print(f"| Python (row fetch, plan, building rows, SQLAlchemy) | {python:.2f} | | |")
+    print(f"| Python (building the statement, SQLAlchemy, reading RETURNING) | {python:.2f} | | |")
     print(f"| total | {total:.2f} | | |")
 
     if args.explain:
         print("\nEXPLAIN (ANALYZE, BUFFERS) of due_rows_query:\n")
         print(explain(conn, today, t))
+        print("\nEXPLAIN (ANALYZE, BUFFERS) of the sweep's statements (rolled back):\n")
+        print(explain_sweep(today))
     conn.close()
     admin.dispose()
 

@@ -364,7 +364,7 @@ def seed(total: int, today: date | None = None, *, fresh: bool = False, batch: i
                 ),
                 {"s": series, "y": year, "v": value},
             )
-        # The deadlines already supervised leave the sweep's reading (as issue_many sets it).
+        # The deadlines already supervised leave the sweep's reading (as the fan-out sets it).
         conn.execute(
             text(
                 "UPDATE assignments a SET supervised_for = a.due_date WHERE EXISTS (SELECT 1 "

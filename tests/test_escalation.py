@@ -474,8 +474,9 @@ def test_a_principal_gets_one_digest_for_many_rungs_of_one_sweep(demo) -> None: 
 
 
 def test_a_supervised_deadline_leaves_the_sweep_until_an_extension_moves_it(demo) -> None:  # type: ignore[no-untyped-def]
-    """督办 once per deadline: supervised_for keeps the assignment out of the sweep's reading; an
-    approved extension (a new due date) puts it back on the ladder for the new deadline."""
+    """督办 once per deadline: supervised_for (written by the fan-out) keeps the assignment out of
+    the sweep's reading; an approved extension (a new due date) puts it back on the ladder for the
+    new deadline."""
     from app.escalation.services import Thresholds, due_rows_query
 
     with system_session() as db:
@@ -499,8 +500,18 @@ def test_a_supervised_deadline_leaves_the_sweep_until_an_extension_moves_it(demo
         db.get_one(Assignment, a_id).due_date = date(2026, 12, 16)  # test set-up: extended
     assert sweep(date(2026, 12, 15)).issued == {"reminder": 1, "urge": 0, "supervise": 0}
     assert sweep(date(2026, 12, 21)).issued["supervise"] == 1  # the new deadline's own 督办
+    # supervised_for is the fan-out's to write; until it has run, the rung itself keeps the sweep
+    # from issuing it again (the NOT EXISTS is the truth, supervised_for only shortens the reading).
+    with system_session() as db:
+        assert db.get_one(Assignment, a_id).supervised_for == date(2026, 12, 4)
+    assert sweep(date(2026, 12, 21)).total == 0
+    assert sweep(date(2026, 12, 22)).total == 0
+    from app.escalation.services import fan_out_pending
+
+    assert fan_out_pending() >= 1
     with system_session() as db:
         assert db.get_one(Assignment, a_id).supervised_for == date(2026, 12, 16)
+        assert a_id not in {r.id for r in db.execute(due_rows_query(date(2026, 12, 22), Thresholds()))}
 
 
 def test_minpan_sweep_runs_the_sweep_and_its_fan_out_from_the_command_line(demo) -> None:  # type: ignore[no-untyped-def]
@@ -586,3 +597,152 @@ def test_bulk_writes_record_every_row_exactly_as_given(demo: None) -> None:
         )
     with system_session() as db:
         assert set(db.scalars(select(Assignment.supervised_for))) == {date(2026, 12, 1)}
+
+
+# --- what the database guarantees: one row per rung of a deadline, the assignment's unit and case ---
+
+
+def _rung_row(lead: Assignment, **values: object) -> Escalation:
+    return Escalation(
+        **{
+            "workspace_id": lead.workspace_id,
+            "key": f"x:{lead.id}:{values.get('ordinal', 1)}",
+            "assignment_id": lead.id,
+            "case_id": lead.case_id,
+            "rung": "urge",
+            "ordinal": 1,
+            "number": "催办〔2026〕900号",
+            "due_date": date(2026, 12, 4),
+            "issued_on": date(2026, 12, 7),
+        }
+        | values
+    )
+
+
+def test_the_database_refuses_a_second_row_for_the_same_rung_of_a_deadline(demo) -> None:  # type: ignore[no-untyped-def]
+    """Exactly once rests on the unique (assignment, rung, due date, ordinal), not on the text key:
+    a row with another key for the same rung is refused, the next 催办 or another deadline is not."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from app.escalation.services import _key, by_key
+
+    with system_session() as db:
+        lead = db.scalars(
+            select(Assignment).where(Assignment.is_lead.is_(True)).order_by(Assignment.id)
+        ).first()
+        assert lead is not None
+        db.add(_rung_row(lead, key=_key(lead.id, "urge", date(2026, 12, 4))))
+        db.flush()
+        for same in (
+            _rung_row(lead, key="another text"),
+            _rung_row(lead, key="yet another", number="催办〔2026〕901号"),
+        ):
+            with pytest.raises(IntegrityError), db.begin_nested():
+                db.add(same)
+                db.flush()
+        db.add(_rung_row(lead, ordinal=2, number="催办〔2026〕902号"))  # the second 催办
+        db.add(
+            _rung_row(lead, due_date=date(2026, 12, 18), key="y", number="催办〔2026〕903号")
+        )  # new deadline
+        db.flush()
+        # The rung's key text finds it through the four values (documents queued by key).
+        found = db.scalars(
+            select(Escalation).where(by_key(_key(lead.id, "urge", date(2026, 12, 4), 2)))
+        ).all()
+        assert [(e.ordinal, e.number) for e in found] == [(2, "催办〔2026〕902号")]
+
+
+def test_a_rung_is_filed_under_its_assignments_unit_and_case_only(demo) -> None:  # type: ignore[no-untyped-def]
+    """One foreign key to the assignment's (id, case, unit): the workspace the row-level security
+    reads can never differ from the assignment's; deleting the case takes its rungs along."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from app.cases.models import Case
+
+    with system_session() as db:
+        leads = db.scalars(
+            select(Assignment).where(Assignment.is_lead.is_(True)).order_by(Assignment.id)
+        ).all()
+        lead = leads[0]
+        other = next(a for a in leads if a.workspace_id != lead.workspace_id and a.case_id != lead.case_id)
+        for wrong in ({"workspace_id": other.workspace_id}, {"case_id": other.case_id}):
+            with pytest.raises(IntegrityError), db.begin_nested():
+                db.add(_rung_row(lead, **wrong))
+                db.flush()
+        db.add(_rung_row(lead))
+        db.flush()
+        case_id = lead.case_id
+    with system_session() as db:
+        db.delete(db.get_one(Case, case_id))
+    with system_session() as db:
+        assert (
+            db.scalar(select(func.count()).select_from(Escalation).where(Escalation.case_id == case_id)) == 0
+        )
+
+
+def test_the_sweep_issues_what_the_plan_says_for_every_threshold_setting(demo) -> None:  # type: ignore[no-untyped-def]
+    """The sweep decides in SQL; ``plan()``/``simulate()`` are the rule in Python. Swept daily over
+    the Spring Festival (holidays, 调休 Saturdays), under the default thresholds and the centre's
+    other choices, the sweep issues exactly the simulated rungs on their days, with gap-free
+    numbers and the text keys the previous release reads."""
+    from app.escalation.services import Thresholds, _key, set_thresholds, simulate
+    from app.workflows.effects import numbering
+
+    settings = [
+        Thresholds(),
+        Thresholds(reminder_days_before=3, urge_after_days=2, urge_repeat_days=0, supervise_after_days=5),
+        Thresholds(urge_repeat_days=1, supervise_after_days=8, supervise_after_urges=3),
+    ]
+    dues = [date(2026, 2, 11), date(2026, 2, 13), date(2026, 2, 24), date(2026, 2, 26), date(2026, 3, 2)]
+    with system_session() as db:
+        leads = list(
+            db.scalars(
+                select(Assignment)
+                .where(Assignment.is_lead.is_(True), Assignment.state == "pending")
+                .order_by(Assignment.id)
+            )
+        )
+        for a in leads:
+            a.due_date = date(2027, 6, 1)  # test set-up: out of the way
+        copies = [  # test set-up: more owed lead assignments (later rounds of the first one's case)
+            Assignment(
+                **{
+                    c.key: getattr(leads[0], c.key)
+                    for c in Assignment.__table__.columns
+                    if c.key not in ("id", "round")
+                },
+                round=200 + n,
+            )
+            for n in range(len(dues))
+        ]
+        db.add_all(copies)
+        db.flush()
+        leads = [*leads, *copies][: len(dues)]
+    for round_, t in enumerate(settings):
+        with system_session() as db:
+            db.execute(Escalation.__table__.delete())
+            db.execute(Assignment.__table__.update().values(supervised_for=None))
+            set_thresholds(db, t, actor_id=None, workspace_id=None)  # type: ignore[arg-type]
+            for a, due in zip(leads, dues, strict=False):
+                db.get_one(Assignment, a.id).due_date = due
+        ids = {a.id: due for a, due in zip(leads, dues, strict=False)}
+        day = date(2026, 2, 2)
+        while day <= date(2026, 3, 31):
+            sweep(day)
+            day += timedelta(days=1)
+        with system_session() as db:
+            rows = db.scalars(select(Escalation)).all()
+        got = {(e.assignment_id, e.rung, e.ordinal): e.issued_on for e in rows}
+        want = {
+            (a, rung, n): day for a, due in ids.items() for day, rung, n in simulate(due, t, days_after=40)
+        }
+        assert got == want, (round_, t)
+        assert all(e.key == _key(e.assignment_id, e.rung, e.due_date, e.ordinal) for e in rows)
+        for rung, series in (("reminder", "提醒"), ("urge", "催办"), ("supervise", "督办")):
+            numbers = sorted(
+                (e.number for e in rows if e.rung == rung), key=lambda n: int(n.split("〕")[1][:-1])
+            )
+            offset = int(numbers[0].split("〕")[1][:-1]) - 1 if numbers else 0
+            assert numbers == [numbering(series, 2026, offset + i) for i in range(1, len(numbers) + 1)], rung

@@ -85,6 +85,9 @@ class Assignment(WorkspaceOwned, Base):
         UniqueConstraint("case_id", "workspace_id", "round", name="uq_assignments_case_unit"),
         Index("ix_assignments_workspace_state_due", "workspace_id", "state", "due_date"),
         Index("ix_assignments_workspace_due", "workspace_id", "due_date", "id"),
+        # The parent key of the escalations' one foreign key (their unit and case are the
+        # assignment's: migration 0029).
+        Index("uq_assignments_id_case_workspace", "id", "case_id", "workspace_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

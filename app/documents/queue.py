@@ -111,6 +111,8 @@ def _rows(db: Session, model: str, ident: str, target: str) -> list[Any]:
         return [r for r in [db.get(Assignment, int(ident))] if r is not None]
     if model == "case":
         return [r for r in [db.get(Case, int(ident))] if r is not None]
-    if model == "escalation-key":
-        return list(db.scalars(select(Escalation).where(Escalation.key == ident)))
+    if model == "escalation-key":  # the rung's four values as text (escalation.services._key)
+        from app.escalation.services import by_key
+
+        return list(db.scalars(select(Escalation).where(by_key(ident))))
     raise ValueError(f"unknown document target {target!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Date, ForeignKey, ForeignKeyConstraint, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -38,13 +38,34 @@ class EscalationPolicy(Base):
 class Escalation(WorkspaceOwned, Base):
     """One rung of 三单一函 issued to a unit on an assignment: 提醒单, 催办单, 督办单, 移交函.
 
-    ``key`` makes each rung of each deadline happen exactly once, however often the sweep runs
-    (a repeated 催办 carries its ordinal in the key).
+    The unique ``(assignment_id, rung, due_date, ordinal)`` makes each rung of each deadline
+    happen exactly once, however often the sweep runs and whoever issues it (a repeated 催办 has
+    its ordinal; 督办 and 移交 are ordinal 1). ``key`` is the same four values as text
+    (``12:urge:2026-12-04:2``); it is still written, for the previous release's code, but read
+    by nothing any more (migration 0029).
+
+    The assignment, its case and its unit are ONE foreign key to the assignment's
+    ``(id, case_id, workspace_id)``: a rung can only belong to the unit and the case of its
+    assignment (the workspace isolation of row-level security rests on ``workspace_id``), and a
+    rung costs one key check instead of three.
     """
 
     __tablename__ = "escalations"
     __table_args__ = (
-        Index("ix_escalations_assignment_rung_due", "assignment_id", "rung", "due_date"),
+        ForeignKeyConstraint(
+            ["assignment_id", "case_id", "workspace_id"],
+            ["assignments.id", "assignments.case_id", "assignments.workspace_id"],
+            name="fk_escalations_assignment_id_assignments",
+            ondelete="CASCADE",
+        ),
+        Index(
+            "uq_escalations_assignment_rung_due_ordinal",
+            "assignment_id",
+            "rung",
+            "due_date",
+            "ordinal",
+            unique=True,
+        ),
         # The rungs whose timeline entry, notices and document are still to be written (fan_out).
         Index(
             "ix_escalations_fan_out",
@@ -57,8 +78,12 @@ class Escalation(WorkspaceOwned, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(80), unique=True)
-    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    # No foreign keys of their own: the composite one above (the assignment's unit and case). No
+    # index on the unit alone: every query reads rungs by assignment, case, rung and day, or the
+    # unit's pending ones (ix_escalations_fan_out); a unit deleted goes through its assignments.
+    workspace_id: Mapped[int] = mapped_column(Integer)
+    assignment_id: Mapped[int] = mapped_column(Integer)
+    case_id: Mapped[int] = mapped_column(Integer, index=True)
     rung: Mapped[str] = mapped_column(String(20))  # reminder | urge | supervise | transfer
     ordinal: Mapped[int] = mapped_column(Integer, default=1)  # the n-th 催办 of this deadline
     number: Mapped[str] = mapped_column(String(40))

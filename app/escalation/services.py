@@ -21,13 +21,26 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Table, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.calendar import days
 from app.cases.models import Assignment, Case, TimelineEntry
-from app.db import bulk_insert, bulk_update, system_session, utcnow
+from app.db import system_session, utcnow
 from app.errors import Conflict, InvalidInput
 from app.escalation.models import Escalation, EscalationPolicy, Notification
 from app.notify.services import Notice, notify_many
@@ -35,7 +48,7 @@ from app.permissions import Role
 from app.settings import get_settings
 from app.tenants.models import Membership, Workspace, WorkspaceKind
 from app.workflows.deadlines import publication_due
-from app.workflows.effects import allocate_numbers
+from app.workflows.effects import allocate_numbers, locked_counter
 
 # The reply is still owed while the assignment is in one of these states.
 OWED_STATES = (
@@ -164,7 +177,7 @@ def rungs_due(today: date, due: date, t: Thresholds | None = None) -> list[str]:
 def simulate(due: date, t: Thresholds, *, days_after: int = 20) -> list[tuple[date, str, int]]:
     """(day, rung, ordinal) a reply due on ``due`` that never comes would receive, sweeping daily."""
     issued: list[tuple[date, str, int]] = []
-    day = due - timedelta(days=10)
+    day = min(due - timedelta(days=10), reminder_day(due, t.reminder_days_before))  # a holiday between
     while day <= due + timedelta(days=days_after):
         if days.current().is_working_day(day):
             rungs = [r for _, r, _ in issued]
@@ -260,9 +273,6 @@ def _count(rung: str, *extra: ColumnElement[bool]) -> Any:
 def due_rows_query(today: date, t: Thresholds) -> Any:
     """Owed lead assignments that may need a rung today: due by the end of the reminder window and
     not yet supervised for their current deadline (with the counts the plan needs)."""
-    horizon = today
-    while reminder_day(horizon + timedelta(days=1), t.reminder_days_before) <= today:
-        horizon += timedelta(days=1)
     same_deadline = Escalation.due_date == Assignment.due_date
     return select(
         Assignment.id,
@@ -277,11 +287,7 @@ def due_rows_query(today: date, t: Thresholds) -> Any:
             "urge", or_(Assignment.signed_at.is_(None), Escalation.issued_at > Assignment.signed_at)
         ).label("urges_without_result"),
     ).where(
-        Assignment.state.in_(OWED_STATES),
-        Assignment.is_lead.is_(True),
-        Assignment.due_date <= horizon,
-        # Read through ix_assignments_sweep: only what is still on the ladder (migration 0019).
-        Assignment.supervised_for.is_distinct_from(Assignment.due_date),
+        *_on_ladder(today, t),
         ~exists().where(
             Escalation.assignment_id == Assignment.id, Escalation.rung == "supervise", same_deadline
         ),
@@ -290,33 +296,31 @@ def due_rows_query(today: date, t: Thresholds) -> Any:
 
 def sweep(today: date, *, fan_out_now: bool = False) -> SweepResult:
     """Issue every rung due on ``today``. Safe to run any number of times, concurrently too: the
-    policy row is locked for the whole transaction and every rung has a unique key.
+    policy row is locked for the whole transaction, and the database refuses a second row for
+    the same rung of the same deadline (unique ``(assignment_id, rung, due_date, ordinal)``).
 
-    The sweep decides and records the rungs (escalation rows with their numbers) and queues, in
-    the same transaction, one fan-out job per unit that writes the rest (timeline, notices,
-    audit, documents: ``fan_out``), run by the workers in parallel. ``fan_out_now`` runs those
-    jobs here after the commit instead (the command line, tests); the queued jobs then find
-    nothing left to do."""
+    The sweep decides and records the rungs (``issue_due``: escalation rows with their numbers)
+    and queues, in the same transaction, one fan-out job per unit that writes the rest (timeline,
+    notices, audit, documents, ``supervised_for``: ``fan_out``), run by the workers in parallel.
+    ``fan_out_now`` runs those jobs here after the commit instead (the command line, tests); the
+    queued jobs then find nothing left to do."""
     result = SweepResult()
     with system_session() as db:
         t = _lock(db)
-        overdue: dict[date, int] = {}
-        planned: list[tuple[Any, str, int]] = []
-        for row in db.execute(due_rows_query(today, t)):
-            if row.due_date not in overdue:
-                overdue[row.due_date] = overdue_days(today, row.due_date)
-            for rung, ordinal in plan(
-                today,
-                row.due_date,
-                t,
-                reminders=row.reminders,
-                urges=row.urges,
-                urges_without_result=row.urges_without_result,
-                overdue=overdue[row.due_date],
-            ):
-                planned.append((row, rung, ordinal))
-                result.issued[rung] += 1
-        result.workspaces = issue_many(db, planned, today)
+        issued = issue_due(db, today, t)
+        for row in issued:
+            result.issued[row.rung] += 1
+        result.workspaces = {row.workspace_id for row in issued}
+        now = utcnow()
+        from app.notify.services import enqueue_work
+
+        for workspace_id in sorted(result.workspaces):
+            enqueue_work(
+                db,
+                key=f"fanout:{workspace_id}:{now.isoformat()}",
+                channel="fanout",
+                recipient=str(workspace_id),
+            )
         result.publication_overdue = _publication_overdue(db, today)
     if fan_out_now:
         for workspace_id in sorted(result.workspaces):
@@ -325,8 +329,206 @@ def sweep(today: date, *, fan_out_now: bool = False) -> SweepResult:
 
 
 def _key(assignment_id: int, rung: str, due: date, ordinal: int = 1) -> str:
+    """The rung as text, ``12:urge:2026-12-04:2`` (``escalations.key``; document and notice keys)."""
     base = f"{assignment_id}:{rung}:{due.isoformat()}"
     return base if ordinal == 1 else f"{base}:{ordinal}"
+
+
+def _parse_key(key: str) -> tuple[int, str, date, int] | None:
+    """``_key``'s four values back, or None for text that is not such a key."""
+    parts = key.split(":")
+    if len(parts) not in (3, 4) or not parts[0].isdigit() or parts[1] not in RUNGS:
+        return None
+    if len(parts) == 4 and not parts[3].isdigit():
+        return None
+    try:
+        due = date.fromisoformat(parts[2])
+    except ValueError:
+        return None
+    return int(parts[0]), parts[1], due, int(parts[3]) if len(parts) == 4 else 1
+
+
+def by_key(key: str) -> Any:
+    """The WHERE clause that finds the rung ``key`` names (through the unique four values)."""
+    parsed = _parse_key(key)
+    if parsed is None:
+        return Escalation.key == key  # not made by _key (nothing the app writes)
+    assignment_id, rung, due, ordinal = parsed
+    return and_(
+        Escalation.assignment_id == assignment_id,
+        Escalation.rung == rung,
+        Escalation.due_date == due,
+        Escalation.ordinal == ordinal,
+    )
+
+
+def _working_days_back(today: date, oldest: date) -> list[date]:
+    """The working days up to ``today``, newest first, down to the first one on or before
+    ``oldest``: a reply due on ``due < today`` is ``k`` working days overdue when
+    ``days[k] <= due < days[k - 1]`` (``overdue_days``)."""
+    calendar = days.current()
+    found: list[date] = []
+    day = today
+    while not found or found[-1] > oldest:
+        if calendar.is_working_day(day):
+            found.append(day)
+        day -= timedelta(days=1)
+    return found
+
+
+def _on_ladder(today: date, t: Thresholds) -> list[ColumnElement[bool]]:
+    """Owed lead assignments due by the end of the reminder window and not yet supervised for
+    their current deadline, as ix_assignments_sweep reads them (migration 0019)."""
+    horizon = today
+    while reminder_day(horizon + timedelta(days=1), t.reminder_days_before) <= today:
+        horizon += timedelta(days=1)
+    return [
+        Assignment.state.in_(OWED_STATES),
+        Assignment.is_lead.is_(True),
+        Assignment.due_date <= horizon,
+        Assignment.supervised_for.is_distinct_from(Assignment.due_date),
+    ]
+
+
+def decisions(today: date, t: Thresholds, oldest: date) -> Any:
+    """``plan()`` in SQL over ``due_rows_query``: per due row its assignment, unit, case and due
+    date, and ``reminder`` (bool), ``urge`` (the 催办's ordinal, or NULL), ``supervise`` (bool)
+    to issue today. A plain SELECT with the due rows' own WHERE, planned like the hand-written
+    statement (in parallel where PostgreSQL sees fit; an INSERT … SELECT never is). ``oldest``:
+    no due row is due before it (the overdue count of an older one is unknown here: such a row
+    waits for the next sweep)."""
+    due = due_rows_query(today, t).subquery("due")
+    working = _working_days_back(today, oldest)
+    # Working days overdue (0 on or before the due date), from the calendar, per due date.
+    overdue = case(*((due.c.due_date >= day, n) for n, day in enumerate(working)), else_=null())
+    computed = select(
+        due.c.id,
+        due.c.workspace_id,
+        due.c.case_id,
+        due.c.due_date,
+        due.c.reminders,
+        due.c.urges,
+        due.c.urges_without_result,
+        overdue.label("overdue"),
+    )
+    # OFFSET 0: kept a subquery (each count is computed once per row, not once per mention below),
+    # planned exactly like the hand-written statement.
+    rows = computed.offset(0).subquery("rows")
+    late = and_(rows.c.due_date < today, rows.c.overdue.is_not(None))
+    wanted: Any = literal(1)
+    if t.urge_repeat_days:  # 1 + (overdue - urge_after_days) // urge_repeat_days
+        wanted = 1 + (rows.c.overdue - t.urge_after_days) // t.urge_repeat_days
+    urge = and_(late, rows.c.overdue >= t.urge_after_days, wanted > rows.c.urges)
+    # 提醒: the reminder window has come (due_rows_query's horizon), none yet for this deadline.
+    reminder = and_(rows.c.due_date >= today, rows.c.reminders == 0)
+    supervise = and_(
+        late,
+        or_(
+            rows.c.overdue >= t.supervise_after_days,
+            rows.c.urges_without_result + case((urge, 1), else_=0) >= t.supervise_after_urges,
+        ),
+    )
+    return select(
+        rows.c.id,
+        rows.c.workspace_id,
+        rows.c.case_id,
+        rows.c.due_date,
+        reminder.label("reminder"),
+        case((urge, rows.c.urges + 1), else_=null()).label("urge"),
+        supervise.label("supervise"),
+    )
+
+
+class _Issued(NamedTuple):
+    assignment_id: int
+    workspace_id: int
+    case_id: int
+    due_date: date
+    rung: str
+    ordinal: int
+    n: int  # its number in its series this year
+
+
+# ONE statement from arrays on PostgreSQL (app.db.bulk_insert's way), with the key and the number
+# written by the database: only the values that differ from rung to rung travel, in binary (%b).
+_INSERT_FROM_ARRAYS = """
+INSERT INTO escalations (workspace_id, key, assignment_id, case_id, rung, ordinal, number, due_date,
+                         issued_on, issued_at, fanned_out_at, reason, addressee)
+SELECT u.workspace_id,
+       u.assignment_id || ':' || u.rung || ':' || to_char(u.due_date, 'YYYY-MM-DD')
+           || CASE WHEN u.ordinal > 1 THEN ':' || u.ordinal ELSE '' END,
+       u.assignment_id, u.case_id, u.rung, u.ordinal,
+       CASE u.rung WHEN 'reminder' THEN %(reminder)s WHEN 'urge' THEN %(urge)s ELSE %(supervise)s END
+           || u.n || '号',
+       u.due_date, %(today)s, %(now)s, NULL, '', ''
+  FROM unnest(%(a)b::integer[], %(w)b::integer[], %(c)b::integer[], %(d)b::date[], %(r)b::varchar[],
+              %(o)b::integer[], %(n)b::integer[])
+       AS u (assignment_id, workspace_id, case_id, due_date, rung, ordinal, n)
+"""
+
+
+def issue_due(db: Session, today: date, t: Thresholds) -> list[_Issued]:
+    """Record every rung due today, in the caller's transaction: the decision is one SELECT
+    (``decisions``), the rungs go in as one INSERT from arrays with their numbers (the counters
+    locked first). Returns the rungs. (``supervised_for`` of the 督办单's deadlines is the
+    fan-out's.)"""
+    oldest = db.scalar(select(func.min(Assignment.due_date)).where(*_on_ladder(today, t)))
+    if oldest is None:
+        return []
+    # The three series' counters, locked in a fixed order before anything is read: 督查室's 督办单
+    # by hand (the same counter) either committed before the decision reads, or waits for us.
+    sweeps = [rung for rung in RUNGS if rung != "transfer"]
+    counters = {rung: locked_counter(db, RUNGS[rung][1], today.year) for rung in sweeps}
+    found: dict[str, list[tuple[int, int, int, date, int]]] = {rung: [] for rung in sweeps}
+    # Through the connection: plain rows, none of the ORM's result handling for 20,000 of them.
+    for aid, workspace_id, case_id, due, reminder, urge, supervise in db.connection().execute(
+        decisions(today, t, oldest)
+    ):
+        row = (aid, workspace_id, case_id, due)
+        if reminder:
+            found["reminder"].append((*row, 1))
+        if urge is not None:
+            found["urge"].append((*row, urge))
+        if supervise:
+            found["supervise"].append((*row, 1))
+    issued: list[_Issued] = []
+    for rung in sweeps:
+        first = counters[rung].value + 1
+        issued.extend(_Issued(*row[:4], rung, row[4], first + i) for i, row in enumerate(sorted(found[rung])))
+        counters[rung].value += len(found[rung])
+    if issued:
+        _insert(db, issued, today)
+    return issued
+
+
+def _insert(db: Session, issued: Sequence[_Issued], today: date) -> None:
+    now = utcnow()
+    series = {rung: f"{RUNGS[rung][1]}〔{today.year}〕" for rung in RUNGS}  # numbering()'s form
+    if db.get_bind().dialect.name == "postgresql":
+        # In assignment order: the unique index, the key and the assignments' key are walked once.
+        columns = zip(*sorted(issued), strict=True)
+        arrays = dict(zip("awcdron", (list(values) for values in columns), strict=True))
+        params = {"today": today, "now": now, **{rung: series[rung] for rung in RUNGS if rung != "transfer"}}
+        db.connection().exec_driver_sql(_INSERT_FROM_ARRAYS, params | arrays)
+        return
+    db.execute(  # SQLite: an ordinary executemany, the key and the number made here
+        insert(Escalation),
+        [
+            {
+                "workspace_id": row.workspace_id,
+                "key": _key(row.assignment_id, row.rung, row.due_date, row.ordinal),
+                "assignment_id": row.assignment_id,
+                "case_id": row.case_id,
+                "rung": row.rung,
+                "ordinal": row.ordinal,
+                "number": f"{series[row.rung]}{row.n}号",
+                "due_date": row.due_date,
+                "issued_on": today,
+                "issued_at": now,
+            }
+            for row in issued
+        ],
+    )
 
 
 def _text(rung: str, number: str, sheet_number: str, title: str, due: date, ordinal: int = 1) -> str:
@@ -354,52 +556,6 @@ def _people(db: Session, workspace_ids: Iterable[int], roles: Sequence[str]) -> 
     return found
 
 
-def issue_many(db: Session, planned: Sequence[tuple[Any, str, int]], today: date) -> set[int]:
-    """Record the planned rungs in bulk — escalation rows with their numbers, ``supervised_for``
-    of the assignments given a 督办单 — and queue one fan-out job per unit (``fan_out``).
-    Returns the units' workspace ids. Does not commit."""
-    if not planned:
-        return set()
-    now = utcnow()
-    numbers: dict[str, list[str]] = {}
-    for rung in RUNGS:
-        count = sum(1 for _, r, _ in planned if r == rung)
-        if count:
-            numbers[rung] = allocate_numbers(db, RUNGS[rung][1], today.year, count)
-    escalations: list[dict[str, Any]] = []
-    supervised: list[dict[str, Any]] = []
-    taken = {rung: 0 for rung in numbers}
-    for row, rung, ordinal in planned:
-        number = numbers[rung][taken[rung]]
-        taken[rung] += 1
-        escalations.append(
-            {
-                "workspace_id": row.workspace_id,
-                "key": _key(row.id, rung, row.due_date, ordinal),
-                "assignment_id": row.id,
-                "case_id": row.case_id,
-                "rung": rung,
-                "ordinal": ordinal,
-                "number": number,
-                "due_date": row.due_date,
-                "issued_on": today,
-                "issued_at": now,
-            }
-        )
-        if rung == "supervise":
-            supervised.append({"id": row.id, "supervised_for": row.due_date})
-    bulk_insert(db, cast(Table, Escalation.__table__), escalations)
-    bulk_update(db, cast(Table, Assignment.__table__), "id", supervised)
-    workspaces = {row.workspace_id for row, *_ in planned}
-    from app.notify.services import enqueue_work
-
-    for workspace_id in sorted(workspaces):
-        enqueue_work(
-            db, key=f"fanout:{workspace_id}:{now.isoformat()}", channel="fanout", recipient=str(workspace_id)
-        )
-    return workspaces
-
-
 DIGEST_LINES = 30  # a principal's digest lists this many rungs, then says how many more
 
 
@@ -417,12 +573,12 @@ class _Rung(NamedTuple):
 
 
 def fan_out(workspace_id: int) -> int:
-    """Write what the unit's newly issued rungs imply, in one transaction: a timeline entry per
-    rung, one notice per principal (the rung's own when there is one, else a digest of all of
-    them: a principal of a large unit is not sent 400 e-mails and 400 SMS on a morning), one
-    audit event, the notices' documents to render. Claims the rungs by marking them (an UPDATE
-    … RETURNING: a concurrent fan-out of the same unit waits, then finds nothing), so each rung
-    is fanned out once. Returns how many rungs it handled."""
+    """Write what the unit's newly issued rungs imply, in one transaction: ``supervised_for`` of
+    their 督办单's deadlines, a timeline entry per rung, one notice per principal (the rung's own
+    when there is one, else a digest of all of them: a principal of a large unit is not sent 400
+    e-mails and 400 SMS on a morning), one audit event, the notices' documents to render. Claims
+    the rungs by marking them (an UPDATE … RETURNING: a concurrent fan-out of the same unit
+    waits, then finds nothing), so each rung is fanned out once. Returns how many it handled."""
     now = utcnow()
     esc = cast(Table, Escalation.__table__)
     with system_session() as db:
@@ -436,7 +592,6 @@ def fan_out(workspace_id: int) -> int:
             .values(fanned_out_at=now)
             .returning(
                 esc.c.id,
-                esc.c.key,
                 esc.c.assignment_id,
                 esc.c.case_id,
                 esc.c.rung,
@@ -447,6 +602,23 @@ def fan_out(workspace_id: int) -> int:
         ).all()
         if not claimed:
             return 0
+        # The deadlines given a 督办单 leave the sweep's reading (ix_assignments_sweep, migration
+        # 0019) — unless the due date has moved since. Written here, not by the sweep: the sweep's
+        # NOT EXISTS is the truth, this only keeps its reading short, and the fan-out runs in
+        # parallel, per unit, seconds after the sweep's commit.
+        supervised = [row.id for row in claimed if row.rung == "supervise"]
+        if supervised:
+            assignments = cast(Table, Assignment.__table__)
+            db.execute(
+                assignments.update()
+                .where(
+                    assignments.c.id == esc.c.assignment_id,
+                    esc.c.id.in_(supervised),
+                    assignments.c.due_date == esc.c.due_date,
+                    assignments.c.supervised_for.is_distinct_from(esc.c.due_date),
+                )
+                .values(supervised_for=esc.c.due_date)
+            )
         sheets = {
             row.id: row
             for row in db.execute(
@@ -458,7 +630,7 @@ def fan_out(workspace_id: int) -> int:
         rows = [
             _Rung(
                 row.id,
-                row.key,
+                _key(row.assignment_id, row.rung, row.due_date, row.ordinal),
                 row.assignment_id,
                 row.case_id,
                 row.rung,
@@ -700,9 +872,11 @@ def transfer(
     )
     assignment = _lead_of(db, case_id, assignment_id)
     key = _key(assignment.id, "transfer", assignment.due_date)
-    if db.scalar(select(Escalation.id).where(Escalation.key == key)) is not None:
-        raise Conflict("该承办单位的这件留言已经移交纪检监察机关，不能重复移交。")
+    # Numbered first, as supervise(): a second supervisor waits on the counter's row lock, then
+    # sees this 移交 and is refused (the unique rung would refuse the row in any case).
     number = allocate_numbers(db, RUNGS["transfer"][1], today.year, 1)[0]
+    if db.scalar(select(Escalation.id).where(by_key(key))) is not None:
+        raise Conflict("该承办单位的这件留言已经移交纪检监察机关，不能重复移交。")
     unit = db.get(Workspace, assignment.workspace_id)
     text = (
         f"【移交函】{number}：承办单{assignment.sheet_number}《{assignment.title}》经督办无果，"

@@ -50,8 +50,14 @@ def number_in_series(db: Session, series: str, year: int) -> str:
     return allocate_numbers(db, series, year, 1)[0]
 
 
-def allocate_numbers(db: Session, series: str, year: int, count: int) -> list[str]:
-    """The next ``count`` numbers of a yearly series, taken in one step under the counter's row lock."""
+def numbering(series: str, year: int, n: int) -> str:
+    """通留〔2026〕123号"""
+    return f"{series}〔{year}〕{n}号"
+
+
+def locked_counter(db: Session, series: str, year: int) -> Counter:
+    """The counter row of a yearly series (made if missing), locked until the transaction ends:
+    nobody else numbers in the series meanwhile, so the caller's numbers have no gaps."""
     row = db.scalar(select(Counter).where(Counter.series == series, Counter.year == year).with_for_update())
     if row is None:
         try:
@@ -63,9 +69,15 @@ def allocate_numbers(db: Session, series: str, year: int, count: int) -> list[st
                 select(Counter).where(Counter.series == series, Counter.year == year).with_for_update()
             )
     assert row is not None
+    return row
+
+
+def allocate_numbers(db: Session, series: str, year: int, count: int) -> list[str]:
+    """The next ``count`` numbers of a yearly series, taken in one step under the counter's row lock."""
+    row = locked_counter(db, series, year)
     first = row.value + 1
     row.value += count
-    return [f"{series}〔{year}〕{n}号" for n in range(first, first + count)]
+    return [numbering(series, year, n) for n in range(first, first + count)]
 
 
 def next_number(step: Step, series: str) -> str:
