@@ -28,7 +28,7 @@ from app.observability import ObservabilityMiddleware
 from app.permissions import PUBLIC, authorize, check_declarations
 from app.public.controllers import CSRF_EXEMPT, PublicPortalController
 from app.public.memory import PAGE_MEMORY
-from app.public.queries import forget_filter_options
+from app.public.queries import forget_kept
 from app.public.satisfaction_controllers import RatingController, SatisfactionController
 from app.public.stats_controllers import OpenStatsController
 from app.security.headers import SECURITY_HEADERS, add_security_headers
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
             background = EmbeddedWorker()
             background.start()
-        forget_filter_options()
+        forget_kept()
         PAGE_MEMORY.start(settings)
         try:
             yield

@@ -735,6 +735,75 @@ def test_counts_stop_at_the_cap_and_say_more_than(portal, monkeypatch) -> None: 
         assert [i.case_id for i in left.items] == walked[1:] and left.total == 3 and not left.capped
 
 
+def test_a_search_within_a_unit_or_a_month_finds_exactly_its_hits(portal, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # On PostgreSQL such a search walks the unit's (or the month's) rows newest first; the walk
+    # answers alone when it found enough or saw every row, else the full-text index answers.
+    may = datetime(2024, 5, 3, tzinfo=UTC)
+    old = publish_directly(title="单位内检索旧答复", body="单位内检索的留言。", published_at=may)
+    ours = [publish_directly(title=f"单位内检索{n}", body="单位内检索的留言。") for n in range(3)]
+    publish_directly(title="单位内检索他单位", body="单位内检索的留言。", unit="health")
+    publish_directly(title="五月他单位", body="单位内检索的留言。", unit="health", published_at=may)
+    publish_directly(title="无关答复", body="与检索词无关。")
+    with system_session() as db:
+        db.get_one(Case, ours[1]).state = "under_review"  # withdrawn: never found
+    expected = [ours[2], ours[0], old]
+    monkeypatch.setattr(queries, "_estimated_shares", lambda *_: (1e9, 1e9))  # a common word: walk first
+    for window in (1, 2, 120_000):  # cut short (the index answers), or every row seen
+        monkeypatch.setattr(queries, "UNIT_WALK_WINDOW", window)
+        monkeypatch.setattr(queries, "WALK_WINDOW", window)
+        found = queries.list_entries("all", queries.Filters.parse(q="单位内检索", unit="education"), 1)
+        assert [i.case_id for i in found.items] == expected and found.total == 3, window
+        in_may = queries.list_entries("all", queries.Filters.parse(q="单位内检索", month="2024-05"), 1)
+        assert len(in_may.items) == 2 and old in [i.case_id for i in in_may.items], window
+        both = queries.Filters.parse(q="单位内检索", unit="education", month="2024-05")
+        assert [i.case_id for i in queries.list_entries("all", both, 1).items] == [old], window
+    page = portal.get("/search", params={"q": "单位内检索", "unit": "education"})
+    assert "单位内检索他单位" not in _text(page.text) and "单位内检索旧答复" in _text(page.text)
+
+
+def test_a_search_asks_for_the_newest_hits_first_and_for_all_when_they_are_too_few(
+    portal, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # On PostgreSQL a word in a few per cent of the messages asks the index for its hits since a
+    # date first (a window of the newest rows), and for all of them when the window has too few.
+    may = datetime(2024, 5, 3, tzinfo=UTC)
+    old = [
+        publish_directly(
+            title=f"窗口检索旧{n}", body="窗口检索的留言。", published_at=may + timedelta(days=n)
+        )
+        for n in range(3)
+    ]
+    new = [publish_directly(title=f"窗口检索新{n}", body="窗口检索的留言。") for n in range(3)]
+    monkeypatch.setattr(queries, "_estimated_shares", lambda *_: (0.05, 0.05))
+    monkeypatch.setattr(queries, "_newest_since", lambda *_: datetime(2025, 1, 1, tzinfo=UTC))
+    monkeypatch.setattr(queries, "COUNT_CAP", 2)
+    monkeypatch.setattr(queries, "HIDDEN_SLACK", 0)
+    words = queries.Filters.parse(q="窗口检索")
+    found = queries.list_entries("all", words, 1, per_page=2)
+    assert found.capped and [i.case_id for i in found.items] == [new[2], new[1]]  # the window had enough
+    with system_session() as db:  # two of the new ones withdrawn: the window is one hit short
+        for case_id in new[:2]:
+            db.get_one(Case, case_id).state = "under_review"
+            db.flush()
+            index_case(db, case_id)  # (as the workflow does: out of the index)
+    found = queries.list_entries("all", words, 1, per_page=2)
+    assert [i.case_id for i in found.items] == [new[2], old[2]]
+    with system_session() as db:  # withdrawn, still in the index: the window's hits are checked
+        db.get_one(Case, new[2]).state = "under_review"
+    found = queries.list_entries("all", words, 1, per_page=2)
+    assert [i.case_id for i in found.items] == [old[2], old[1]] and found.total == 3
+
+
+def test_the_window_of_newest_rows_reaches_back_far_enough(monkeypatch) -> None:
+    # 1,001 bounds over 100,000 rows: 100 rows between two bounds. The newest 250 rows lie after
+    # the bound three buckets before the last (a window of 300 rows: never fewer than asked).
+    bounds = [datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=n) for n in range(1001)]
+    monkeypatch.setattr(queries, "_histogram", [(time.monotonic() + 60, 100_000.0, bounds)])
+    assert queries._newest_since(None, 250) == bounds[997]  # type: ignore[arg-type]
+    assert queries._newest_since(None, 50) == bounds[999]  # type: ignore[arg-type]
+    assert queries._newest_since(None, 60_000) is None  # type: ignore[arg-type]  # most of the table
+
+
 def test_the_public_404_and_verify_pages_wear_the_portal_layout(portal) -> None:  # type: ignore[no-untyped-def]
     missing = portal.get("/replies/999999999")
     assert missing.status_code == 404

@@ -291,13 +291,9 @@ def _pg_search(kind: str, filters: Filters, query: search.Query, *, public: bool
     )
     if public:
         stmt = stmt.where(_still_public(kind, _T_CASE, _T_KIND))
-    if filters.unit:
-        stmt = stmt.where(_TERMS.c.unit_id == _unit_id(filters.unit))
+    stmt = stmt.where(*_walkable_filters(filters))
     if filters.category:
         stmt = stmt.where(_TERMS.c.category == filters.category)
-    if filters.month:
-        start, end = _month_bounds(filters.month)
-        stmt = stmt.where(start <= _T_PUBLISHED, end > _T_PUBLISHED)
     if filters.topic or filters.region:
         entry: Select[Any] = (
             select(literal_column("1")).select_from(PublicEntry).where(PublicEntry.case_id == _T_CASE)
@@ -310,10 +306,25 @@ def _pg_search(kind: str, filters: Filters, query: search.Query, *, public: bool
     return stmt
 
 
+def _walkable_filters(filters: Filters) -> list[Any]:
+    """The filters an index walks newest first: the unit (its index ``(unit_id, published_at,
+    case_id)``, migration 0030) and the month (a range of the date index)."""
+    conditions: list[Any] = []
+    if filters.unit:
+        conditions.append(_TERMS.c.unit_id == _unit_id(filters.unit))
+    if filters.month:
+        start, end = _month_bounds(filters.month)
+        conditions += [start <= _T_PUBLISHED, end > _T_PUBLISHED]
+    return conditions
+
+
 # A search walks at most this many of the newest rows along the date index (it stops at the
-# 1,001st hit, usually long before); HIDDEN_SLACK: index rows of cases no longer public that the
-# index path may skip before it needs the exact (slower) statement.
+# 1,001st hit, usually long before), or of a unit's rows along its own index (scattered over the
+# table: a shorter walk); HIDDEN_SLACK: index rows of cases no longer public that the index path
+# may skip before it needs the exact (slower) statement.
 WALK_WINDOW: Final = 120_000
+UNIT_WALK_WINDOW: Final = 20_000
+WALK_SHARE: Final = 0.10  # a word this common is walked for; a rarer one asks the GIN index
 HIDDEN_SLACK: Final = 100
 
 
@@ -323,11 +334,13 @@ _ESTIMATE: Final = text(
 )
 
 
-def _estimated_share(db: Session, query: search.Query) -> float:
+def _estimated_shares(db: Session, query: search.Query) -> tuple[float, float]:
     """The share of messages a search is expected to find, from PostgreSQL's statistics of the
     search index (the planner's estimate, one EXPLAIN per token, no rows read): within a phrase
-    the rarest token bounds it (adjacent characters go together), across terms they multiply."""
-    total = 1.0
+    the rarest token bounds it (adjacent characters go together), across terms they multiply —
+    and, as terms of one subject go together (供暖 温度), at most the rarest term's share.
+    Returns (all terms, the rarest term)."""
+    total, rarest = 1.0, 1.0
     rows = db.scalar(
         text("SELECT greatest(reltuples, 1) FROM pg_class WHERE relname = :t"), {"t": search.PG_TERMS}
     )
@@ -336,27 +349,99 @@ def _estimated_share(db: Session, query: search.Query) -> float:
         for token in dict.fromkeys(phrase.tokens):
             plan = db.scalar(_ESTIMATE, {"q": search.token_query(token)})
             shares.append(float(plan[0]["Plan"]["Plan Rows"]) / float(rows or 1))
-        total *= min(shares, default=1.0)
-    return total
+        share = min(shares, default=1.0)
+        total *= share
+        rarest = min(rarest, share)
+    return total, rarest
+
+
+# The dates of public_terms by PostgreSQL's histogram (refreshed by ANALYZE), kept a few minutes:
+# rows published since only make a window reaching back to one of these dates larger.
+HISTOGRAM_SECONDS: Final = 300.0
+_histogram: list[tuple[float, float, list[datetime]]] = []
+_HISTOGRAM: Final = text(
+    "SELECT s.histogram_bounds::text::timestamptz[], greatest(c.reltuples, 0) "
+    "FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename "
+    "WHERE s.tablename = :t AND s.attname = 'published_at'"
+)
+
+
+def _newest_since(db: Session, rows: float) -> datetime | None:
+    """A date after which at least ``rows`` of the newest search rows lie (None: no statistics, or
+    that would be most of the table)."""
+    now = time.monotonic()
+    if not _histogram or _histogram[0][0] < now:
+        found = db.execute(_HISTOGRAM, {"t": search.PG_TERMS}).first()
+        _histogram[:] = [(now + HISTOGRAM_SECONDS, float(found[1]), list(found[0] or []))] if found else []
+    if not _histogram:
+        return None
+    _, total, bounds = _histogram[0]
+    if len(bounds) < 3 or rows >= total / 2:
+        return None
+    # Each bucket between two bounds holds the same number of rows.
+    step = total / (len(bounds) - 1)
+    return bounds[max(0, len(bounds) - 2 - int(rows // step))]
+
+
+def _indexed(
+    db: Session, kind: str, filters: Filters, query: search.Query, since: datetime | None = None
+) -> list[int] | None:
+    """The GIN index's answer: hits sorted by date, the newest 1,001 (+ HIDDEN_SLACK) checked for
+    being still public. With ``since`` only hits published since then: None when they are not
+    enough to fill the count (the caller asks again without)."""
+    newest = (_T_PUBLISHED.desc(), _T_CASE.desc())
+    found = _pg_search(kind, filters, query, public=False)
+    if since is not None:
+        found = found.where(since <= _T_PUBLISHED)
+    wanted = COUNT_CAP + 1 + HIDDEN_SLACK
+    newest_hits = found.add_columns(_T_KIND).order_by(*newest).limit(wanted).subquery()
+    checked = db.execute(
+        select(
+            newest_hits.c.case_id, _still_public(kind, newest_hits.c.case_id, newest_hits.c.kind).label("ok")
+        ).order_by(newest_hits.c.published_at.desc(), newest_hits.c.case_id.desc())
+    ).all()
+    ids = [row.case_id for row in checked if row.ok][: COUNT_CAP + 1]
+    if len(ids) > COUNT_CAP:
+        return ids
+    if len(checked) < wanted:  # every hit was checked: all there is (since then)
+        return ids if since is None else None
+    # More hidden index rows among the newest hits than the slack: the exact statement.
+    exact = _pg_search(kind, filters, query)
+    if since is not None:
+        exact = exact.where(since <= _T_PUBLISHED)
+    ids = [row.case_id for row in db.execute(exact.order_by(*newest).limit(COUNT_CAP + 1))]
+    return ids if since is None or len(ids) > COUNT_CAP else None
 
 
 def _pg_search_ids(db: Session, kind: str, filters: Filters, query: search.Query) -> list[int]:
     """The first COUNT_CAP + 1 case ids a search finds, newest first — all the page and its
     capped count need.
 
-    A term expected in enough messages that its 1,001 hits lie among the newest WALK_WINDOW rows
-    (小区, 供暖, the phrase 公积金) is found by walking the newest rows along the date index and
-    testing each: the walk stops at the 1,001st hit, a few thousand rows in, where the GIN index
-    would first build a bitmap of every hit (289,078 for 小区), fetch each from the table and, for
-    a phrase, re-check its positions. A rarer term, or a walk that comes back short, goes to the
-    GIN index: its hits sorted by date first, and only the newest 1,001 (+ HIDDEN_SLACK) checked
-    against the cases for being still public, not all of them. Filters other than the search go
-    straight to the index."""
+    A word in a tenth of the messages or more (小区, 问题) is found by walking the newest rows
+    along the date index and testing each: the walk stops at the 1,001st hit, a few thousand rows
+    in, where the GIN index would first build a bitmap of every hit (289,078 for 小区) and fetch
+    each from the table. With a unit or a month chosen, the walk goes along that unit's rows or
+    that month's (when the word is common enough to fill the count there). The walk's answer is
+    the whole answer when it found 1,001 hits or saw every row the filters allow.
+
+    A word in a few per cent (供暖, 医保, 供暖 温度) asks the GIN index for its hits among the
+    newest rows only — a window of the date index sized from the estimate (PostgreSQL ANDs the
+    two bitmaps: no row outside the window is read). Otherwise, or when the window came back
+    short, the GIN index answers for all rows: its hits sorted by date first, and only the newest
+    1,001 (+ HIDDEN_SLACK) checked against the cases for being still public, not all of them."""
     newest = (_T_PUBLISHED.desc(), _T_CASE.desc())
-    unfiltered = not (filters.unit or filters.category or filters.month or filters.topic or filters.region)
-    if unfiltered and _estimated_share(db, query) * WALK_WINDOW >= 2 * (COUNT_CAP + 1):
+    walkable = not (filters.category or filters.topic or filters.region)
+    limit = UNIT_WALK_WINDOW if filters.unit else WALK_WINDOW
+    share, rarest = _estimated_shares(db, query) if walkable else (0.0, 0.0)
+    needed = 2 * (COUNT_CAP + 1)
+    if walkable and share * limit >= needed and (share >= WALK_SHARE or filters.unit or filters.month):
+        where = _walkable_filters(filters)
         window = (
-            select(_T_CASE, _T_PUBLISHED, _T_KIND, _T_TSV).order_by(*newest).limit(WALK_WINDOW).subquery()
+            select(_T_CASE, _T_PUBLISHED, _T_KIND, _T_TSV)
+            .where(*where)
+            .order_by(*newest)
+            .limit(limit)
+            .subquery()
         )
         walked = (
             select(window.c.case_id)
@@ -368,25 +453,20 @@ def _pg_search_ids(db: Session, kind: str, filters: Filters, query: search.Query
         ids = list(db.scalars(walked))
         if len(ids) > COUNT_CAP:
             return ids
-    wanted = COUNT_CAP + 1 + HIDDEN_SLACK
-    newest_hits = (
-        _pg_search(kind, filters, query, public=False)
-        .add_columns(_T_KIND)
-        .order_by(*newest)
-        .limit(wanted)
-        .subquery()
-    )
-    checked = db.execute(
-        select(
-            newest_hits.c.case_id, _still_public(kind, newest_hits.c.case_id, newest_hits.c.kind).label("ok")
-        ).order_by(newest_hits.c.published_at.desc(), newest_hits.c.case_id.desc())
-    ).all()
-    ids = [row.case_id for row in checked if row.ok][: COUNT_CAP + 1]
-    if len(ids) > COUNT_CAP or len(checked) < wanted:
-        return ids
-    # More hidden index rows among the newest hits than the slack: the exact statement.
-    found = _pg_search(kind, filters, query).order_by(*newest).limit(COUNT_CAP + 1)
-    return [row.case_id for row in db.execute(found)]
+        rows = select(literal_column("1")).select_from(_TERMS).where(*where).limit(limit).subquery()
+        if (db.scalar(select(func.count()).select_from(rows)) or 0) < limit:
+            return ids  # the walk saw every row there is: nothing else to find
+    elif walkable and not (filters.unit or filters.month) and share > 0:
+        # Between the terms' product and the rarest term: how often they go together is unknown.
+        expected = (share * rarest) ** 0.5
+        since = _newest_since(db, 1.5 * needed / expected)
+        if since is not None:
+            found = _indexed(db, kind, filters, query, since)
+            if found is not None:
+                return found
+    found = _indexed(db, kind, filters, query)
+    assert found is not None
+    return found
 
 
 def _pg_search_page(
@@ -502,9 +582,11 @@ def filter_options(kind: str) -> FilterOptions:
     return options
 
 
-def forget_filter_options() -> None:
-    """A new application (its database may be another, or reset): compute the choices afresh."""
+def forget_kept() -> None:
+    """A new application (its database may be another, or reset): the filters' choices and the
+    search index's date histogram are read afresh."""
     _options.clear()
+    _histogram.clear()
 
 
 def _filter_options(kind: str) -> FilterOptions:
@@ -803,7 +885,7 @@ __all__ = [
     "ResultPage",
     "declined",
     "filter_options",
-    "forget_filter_options",
+    "forget_kept",
     "latest_replies",
     "list_entries",
     "reply",
