@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -110,7 +111,7 @@ class OutboxController(Controller):
 
     @post("/{outbox_id:int}/retry", opt=requires(Permission.OUTBOX_MANAGE), sync_to_thread=True)
     def retry(
-        self, outbox_id: int, db: NamedDependency[Session], me: NamedDependency[CurrentUser]
+        self, outbox_id: FromPath[int], db: NamedDependency[Session], me: NamedDependency[CurrentUser]
     ) -> Response[Any]:
         row = _unsent(db, outbox_id)
         before = row.attempts
@@ -128,7 +129,7 @@ class OutboxController(Controller):
 
     @post("/{outbox_id:int}/stop", opt=requires(Permission.OUTBOX_MANAGE), sync_to_thread=True)
     def stop(
-        self, outbox_id: int, db: NamedDependency[Session], me: NamedDependency[CurrentUser]
+        self, outbox_id: FromPath[int], db: NamedDependency[Session], me: NamedDependency[CurrentUser]
     ) -> Response[Any]:
         row = _unsent(db, outbox_id)
         row.attempts = max(row.attempts, get_settings().outbox_max_attempts)
