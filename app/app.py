@@ -78,7 +78,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
-            PAGE_MEMORY.stop()
             if background is not None:
                 background.stop()
 

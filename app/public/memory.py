@@ -94,7 +94,6 @@ class PageMemory:
         self._pending: dict[str, float] = {}
         self._process = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._fences = itertools.count(1)
-        self._users = 0
         self._url = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -104,13 +103,16 @@ class PageMemory:
 
     def start(self, settings: Settings) -> None:
         """Listen (a thread) if this process serves PostgreSQL with memory for pages; forget
-        whatever was kept before (a new application: its database may have been reset)."""
+        whatever was kept before (a new application: its database may have been reset).
+
+        The listener lives as long as the process (a daemon thread, its connection closed with
+        it): a later application in the same process reuses it, one for another database
+        replaces it."""
         if not settings.is_postgres or settings.public_page_memory_mb <= 0:
             return
         from app.db import engine_for
 
         with self._lock:
-            self._users += 1
             self._limit = settings.public_page_memory_mb * 1024 * 1024
             self._forget()
             running = self._thread is not None and self._thread.is_alive()
@@ -128,15 +130,6 @@ class PageMemory:
             daemon=True,
         )
         self._thread.start()
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._users == 0:
-                return
-            self._users -= 1
-            if self._users:
-                return
-        self._halt()
 
     def wait_listening(self, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
