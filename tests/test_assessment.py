@@ -7,7 +7,6 @@ import io
 import subprocess
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import openpyxl
@@ -23,6 +22,7 @@ from app.db import system_session, utcnow
 from app.escalation.models import Escalation
 from app.public.models import Rating
 from app.tenants.models import Workspace
+from tests.conftest import OUTPUT
 from tests.helpers import post, sign_in
 
 CST = timezone(timedelta(hours=8))  # Tongliao
@@ -280,7 +280,7 @@ def test_the_year_end_report_is_a_pdf_and_an_excel_made_in_the_background(
     pdf = office.get(urls["pdf"] + "/download")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     text = _pdf_text(pdf.content, tmp_path, "report.pdf")
-    out = Path("test-output/assessment")
+    out = OUTPUT / "assessment"
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.pdf").write_bytes(pdf.content)  # for a look at the layout
     assert "科尔沁区人民政府" in text and "82.5" in text and year_2025["sheets"]["owed"] in text

@@ -31,7 +31,7 @@ from app.supervision import queries, stats
 from app.tenants.models import Workspace
 from app.tenants.scope import TenantContext, bind_tenant
 from app.workflows.deadlines import add_working_days, local_date
-from tests.conftest import IS_POSTGRES
+from tests.conftest import IS_POSTGRES, OUTPUT
 from tests.helpers import post, sign_in
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -698,9 +698,7 @@ def test_a_supervisor_issues_a_supervision_sheet_from_the_quality_list(
         assert document is not None and document.kind == "escalation_notice" and document.number == number
         pdf = db.scalar(select(Document.pdf).where(Document.id == document.id))
     assert pdf and pdf.startswith(b"%PDF")
-    from pathlib import Path
-
-    out = Path("test-output/supervision")
+    out = OUTPUT / "supervision"
     out.mkdir(parents=True, exist_ok=True)
     (out / "manual-supervise-notice.pdf").write_bytes(pdf)
 
