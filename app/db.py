@@ -7,7 +7,7 @@ installed by :mod:`app.tenants.scope`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -127,6 +127,30 @@ def system_session() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` once ``session``'s transaction has committed — the real COMMIT, not the
+    release of a savepoint, which SQLAlchemy reports with the same ``after_commit`` event (a
+    worker kicked at a savepoint's release ran before the rows it was sent for were visible).
+    Never if the transaction rolls back."""
+    done = False
+
+    def committed(sess: Session) -> None:
+        nonlocal done
+        if done or sess.get_nested_transaction() is not None:
+            return  # ran already, or a savepoint released: the transaction goes on
+        done = True
+        action()
+
+    def rolled_back(sess: Session) -> None:
+        nonlocal done
+        if sess.get_nested_transaction() is None:
+            done = True
+
+    # Listeners cannot be removed while the event runs; sessions are short-lived.
+    event.listen(session, "after_commit", committed)
+    event.listen(session, "after_rollback", rolled_back)
 
 
 # --- bulk writes ----------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ principal (主要负责同志, who receives the unit's 三单), then COPYs (as t
 bench/seed_cases.py) N cases in state ``assigned`` with one open lead assignment each:
 
 * received on a working day of the 12 months up to "today" (the latest working day, unless
-  --today), due on the 5th working day after; 3 % with an extension of 1–3 working days, so due
-  dates run from about a year ago to about two weeks ahead;
+  --today), ids in the order of receipt, due on the 5th working day after; 3 % with an
+  extension of 1–3 working days, so due dates run from about a year ago to about two weeks ahead;
 * the 提醒单/催办单/督办单 a sweep running every working day would already have issued before today
   (``app.escalation.services.simulate`` per due date), with their keys, numbers and counters, so
   that today's first sweep only issues what crosses a threshold today.
@@ -221,7 +221,11 @@ def seed(total: int, today: date | None = None, *, fresh: bool = False, batch: i
     assert set(states) <= set(OWED_STATES)
     admin = create_engine(admin_url())
 
-    # 1. cases and their open lead assignments; keep (id, case, unit, due) for the history.
+    # 1. cases and their open lead assignments; keep (id, case, unit, due) for the history. Ids
+    #    follow the order of receipt, as in production (a case and its sheet get their ids when
+    #    they are registered and dispatched), so the rungs of one morning belong to neighbouring
+    #    ids — not to ids spread over the whole range.
+    receipts = sorted(rng.choice(working) for _ in range(total))
     open_rows: dict[date, list[tuple[int, int, int]]] = defaultdict(list)
     columns = ("id", *ASSIGNMENT_COLUMNS)
     made = 0
@@ -230,7 +234,7 @@ def seed(total: int, today: date | None = None, *, fresh: bool = False, batch: i
         cases, assignments = io.StringIO(), io.StringIO()
         for i in range(made, made + n):
             cid, aid = CASE_ID_BASE + i, next_assignment + i
-            received = rng.choice(working)
+            received = receipts[i]
             due = calendar.add(received, 5)[0]
             if rng.random() < 0.03:  # extended (第十四条)
                 due = calendar.add(due, rng.randint(1, 3))[0]

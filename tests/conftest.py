@@ -127,23 +127,30 @@ def make_client(demo: None) -> Iterator:  # type: ignore[type-arg]
 
 @pytest.fixture()
 def worker() -> Iterator[Any]:
-    """The stub broker drained by an in-process Dramatiq worker; ``drain()`` waits for the queue."""
-    import tasks
-    import tasks.actors  # declares the notify queue
+    """``drain()``: an in-process Dramatiq worker runs the stub broker's messages until every queue
+    is empty, then stops. Nothing runs between drains, so a test sees what a request or the sweep
+    committed before any worker touched it (a worker running all along raced such checks)."""
+    from dramatiq.worker import _WorkerMiddleware
 
-    w = dramatiq.Worker(tasks.broker, worker_timeout=100)
-    w.start()
+    import tasks
+    import tasks.actors  # declares the queues
 
     def drain() -> None:
-        # Every queue: a job on "reports" or "deadlines" must be done too, not only the notices.
-        for queue in sorted(q for q in tasks.broker.get_declared_queues() if not q.endswith(".DQ")):
-            tasks.broker.join(queue)
-        w.join()
+        w = dramatiq.Worker(tasks.broker, worker_timeout=100)
+        w.start()
+        try:
+            for queue in sorted(q for q in tasks.broker.get_declared_queues() if not q.endswith(".DQ")):
+                tasks.broker.join(queue)
+            w.join()
+        finally:
+            w.stop()
+            tasks.broker.middleware[:] = [
+                m for m in tasks.broker.middleware if not (isinstance(m, _WorkerMiddleware) and m.worker is w)
+            ]
 
     try:
         yield drain
     finally:
-        w.stop()
         flush_broker()
 
 

@@ -33,7 +33,11 @@ def test_a_simulated_fortnight_issues_each_rung_once_on_its_day(demo, make_clien
     with system_session() as db:
         # The demo's open lead assignments, set to known due dates for the simulation.
         open_rows = list(
-            db.scalars(select(Assignment).where(Assignment.state == "pending", Assignment.is_lead.is_(True)))
+            db.scalars(
+                select(Assignment)
+                .where(Assignment.state == "pending", Assignment.is_lead.is_(True))
+                .order_by(Assignment.id)  # the demo's order (PostgreSQL's heap order is not)
+            )
         )
         assert len(open_rows) >= 3
         heating, road, invoice = open_rows[:3]

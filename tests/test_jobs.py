@@ -123,3 +123,34 @@ def test_a_case_file_is_one_pdf_built_in_the_background(make_client, worker) -> 
     unit = make_client()
     sign_in(unit, "horqin.principal")
     assert post(unit, f"/cases/{case_id}/case-file").status_code in (403, 404)
+
+
+def test_work_is_handed_to_the_workers_at_the_commit_not_at_a_savepoints_release(demo, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A form's write runs in a savepoint (``attempt``); SQLAlchemy reports its release as a
+    commit too. Kicked then, a worker looked for the job before it was committed, found nothing
+    and dropped the message: the job waited for the relay (a ledger test failed under load)."""
+    from app.notify import services as notify
+    from app.notify.models import OutboxMessage
+
+    kicked: list[tuple[int, bool]] = []
+
+    def kick(outbox_id: int) -> None:
+        with system_session() as other:  # what a worker would see now
+            kicked.append((outbox_id, other.get(OutboxMessage, outbox_id) is not None))
+
+    monkeypatch.setattr(notify, "_kick", kick)
+    with system_session() as db:
+        with db.begin_nested():
+            notify.enqueue_work(db, key="job:savepoint", channel="job", recipient="0")
+        assert kicked == []  # the savepoint is released, the transaction is not committed
+        with db.begin_nested():
+            db.execute(select(1))
+        assert kicked == []
+    assert len(kicked) == 1 and kicked[0][1], kicked  # after the commit, and the row is there
+
+    with system_session() as db:  # a rolled-back transaction hands nothing out
+        db.begin_nested()
+        notify.enqueue_work(db, key="job:rolled-back", channel="job", recipient="0")
+        db.rollback()
+        db.execute(select(1))
+    assert len(kicked) == 1, kicked

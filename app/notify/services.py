@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, event, insert, select
+from sqlalchemy import Insert, Table, insert, select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
-from app.db import utcnow
+from app.db import after_commit, utcnow
 from app.escalation.models import Notification
 from app.notify.models import OutboxMessage
 from app.settings import Settings, get_settings
@@ -191,7 +191,7 @@ def enqueue_work(db: Session, *, key: str, channel: str, recipient: str, subject
         },
     ).scalar()
     if outbox_id is not None:  # None: this work was queued before
-        event.listen(db, "after_commit", lambda _session: _kick(outbox_id), once=True)
+        after_commit(db, lambda: _kick(outbox_id))
 
 
 def _kick(outbox_id: int) -> None:
