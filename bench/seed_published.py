@@ -653,7 +653,9 @@ def seed(total: int, *, fresh: bool = False, batch: int = 20_000, processes: int
             )
         )
         print(f"search table filled at {time.perf_counter() - started:6.1f} s", flush=True)
-        conn.execute(text(f"CREATE INDEX {PG_TERMS_INDEX} ON {PG_TERMS} USING gin (tsv)"))
+        # (the full-text index of migration 0032: the words, and the month of each row)
+        month = "public_terms_month(published_at)"
+        conn.execute(text(f"CREATE INDEX {PG_TERMS_INDEX} ON {PG_TERMS} USING gin (tsv, {month})"))
         conn.execute(text(f"CREATE INDEX ix_public_terms_published ON {PG_TERMS} (published_at, case_id)"))
         conn.execute(text("ALTER TABLE public_entries ENABLE TRIGGER public_entries_terms"))
         # 页面静态化: an empty page row per reply (rendered on first visit), as migration 0020 makes.

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.cases.models import Assignment, Case, Instruction, TimelineEntry
 from app.db import system_session
@@ -23,6 +23,7 @@ from app.public import queries
 from app.public.models import PublicEntry
 from app.public.search import index_case, reindex_all
 from app.tenants.models import Workspace
+from tests.conftest import IS_POSTGRES
 
 FEES_TITLE = "市区学校课后服务收费标准"
 HEATING_TITLE = "明仁小区供暖温度不达标"  # dispatched in the demo, not answered
@@ -747,7 +748,7 @@ def test_a_search_within_a_unit_or_a_month_finds_exactly_its_hits(portal, monkey
     with system_session() as db:
         db.get_one(Case, ours[1]).state = "under_review"  # withdrawn: never found
     expected = [ours[2], ours[0], old]
-    monkeypatch.setattr(queries, "_estimated_shares", lambda *_: (1e9, 1e9))  # a common word: walk first
+    monkeypatch.setattr(queries, "_estimated_share", lambda *_: 1e9)  # a common word: walk first
     for window in (1, 2, 120_000):  # cut short (the index answers), or every row seen
         monkeypatch.setattr(queries, "UNIT_WALK_WINDOW", window)
         monkeypatch.setattr(queries, "WALK_WINDOW", window)
@@ -774,7 +775,7 @@ def test_a_search_asks_for_the_newest_hits_first_and_for_all_when_they_are_too_f
         for n in range(3)
     ]
     new = [publish_directly(title=f"窗口检索新{n}", body="窗口检索的留言。") for n in range(3)]
-    monkeypatch.setattr(queries, "_estimated_shares", lambda *_: (0.05, 0.05))
+    monkeypatch.setattr(queries, "_estimated_share", lambda *_: 0.05)
     monkeypatch.setattr(queries, "_newest_since", lambda *_: datetime(2025, 1, 1, tzinfo=UTC))
     monkeypatch.setattr(queries, "COUNT_CAP", 2)
     monkeypatch.setattr(queries, "HIDDEN_SLACK", 0)
@@ -792,6 +793,66 @@ def test_a_search_asks_for_the_newest_hits_first_and_for_all_when_they_are_too_f
         db.get_one(Case, new[2]).state = "under_review"
     found = queries.list_entries("all", words, 1, per_page=2)
     assert [i.case_id for i in found.items] == [old[2], old[1]] and found.total == 3
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="the PostgreSQL search's path")
+def test_terms_that_go_together_are_sampled_and_asked_for_among_the_newest_rows(portal, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Two terms the statistics call rare together (their product) but that the newest messages
+    # hold together: the sample finds it, and the index is asked for the newest hits first.
+    together = [publish_directly(title=f"采暖季{n}", body="室内温度不达标的留言。") for n in range(4)]
+    monkeypatch.setattr(queries, "_estimated_share", lambda *_: 1e-9)
+    monkeypatch.setattr(queries, "COUNT_CAP", 2)
+    asked: list[tuple[float, object]] = []
+    windows: list[object] = []
+    real_indexed, real_since = queries._indexed, queries._newest_since
+
+    def newest_since(db, rows):  # type: ignore[no-untyped-def]
+        asked.append((rows, real_since(db, rows)))
+        return datetime(2000, 1, 1, tzinfo=UTC)  # (the test database has no useful histogram)
+
+    def indexed(db, kind, filters, query, since=None):  # type: ignore[no-untyped-def]
+        windows.append(since)
+        return real_indexed(db, kind, filters, query, since)
+
+    monkeypatch.setattr(queries, "_newest_since", newest_since)
+    monkeypatch.setattr(queries, "_indexed", indexed)
+    found = queries.list_entries("all", queries.Filters.parse(q="采暖季 温度"), 1, per_page=2)
+    assert found.capped and [i.case_id for i in found.items] == together[:1:-1]
+    with system_session() as db:
+        rows = db.scalar(text("SELECT count(*) FROM public_terms"))
+    # All 4 of the sample's rows-with-both among its ``rows``: a window of 1.5 × 6 hits' worth.
+    assert asked and asked[0][0] == pytest.approx(1.5 * 6 * rows / 4)
+    assert windows == [datetime(2000, 1, 1, tzinfo=UTC)]  # the window had enough: no second query
+
+
+def test_a_window_of_the_newest_rows_is_asked_of_the_index_by_month(portal, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # On PostgreSQL the full-text index also holds each row's month (migration 0032): a window of
+    # the newest rows is its months through the index, then the exact date on what it returns.
+    months = queries.search.month_lexemes(
+        datetime(2025, 11, 30, 23, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+    )
+    assert months == ["@202511", "@202512", "@202601", "@202602"]
+    if not IS_POSTGRES:
+        return
+    case_id = publish_directly(title="月份窗口测试答复", body="月份窗口的留言。")
+    publish_directly(
+        title="月份窗口测试旧答复", body="月份窗口的留言。", published_at=datetime(2025, 1, 5, tzinfo=UTC)
+    )
+    publish_directly(
+        title="月份窗口测试同月早答复",
+        body="月份窗口的留言。",
+        published_at=datetime.now(UTC) - timedelta(days=3),
+    )
+    monkeypatch.setattr(queries, "COUNT_CAP", 0)  # (so that one hit is enough for the window)
+    monkeypatch.setattr(queries, "HIDDEN_SLACK", 0)
+    words = queries.search.parse_query("月份窗口")
+    with queries.reader() as db:
+        since = datetime.now(UTC) - timedelta(days=1)
+        assert queries._indexed(db, "all", queries.Filters.parse(q="月份窗口"), words, since) == [case_id]
+        window = queries._pg_search("all", queries.Filters.parse(q="月份窗口"), words, since=since)
+        assert [row.case_id for row in db.execute(window)] == [case_id]  # not 3 days ago, same month
+        month = db.scalar(text("SELECT tsvector_to_array(public_terms_month(now()))"))
+    assert month == [f"@{datetime.now(UTC):%Y%m}"]
 
 
 def test_the_window_of_newest_rows_reaches_back_far_enough(monkeypatch) -> None:

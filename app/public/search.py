@@ -27,11 +27,12 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from markupsafe import Markup, escape
-from sqlalchemy import ColumnElement, delete, func, insert, literal_column, select, text
+from sqlalchemy import ColumnElement, and_, cast, delete, func, insert, literal_column, select, text
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session
 
 from app.cases.models import Case, TimelineEntry
@@ -51,7 +52,8 @@ from app.tenants.scope import cross_workspace
 FTS_TABLE: Final = "public_search"
 PG_INDEX: Final = "ix_public_entries_terms_fts"  # until migration 0020
 PG_TERMS: Final = "public_terms"  # the narrow search table (migration 0020)
-PG_TERMS_INDEX: Final = "ix_public_terms_tsv"
+PG_TERMS_INDEX: Final = "ix_public_terms_tsv_month"  # (tsv, month), migration 0032
+PG_TERMS_OLD_INDEX: Final = "ix_public_terms_tsv"  # until migration 0032
 MAX_QUERY_TERMS: Final = 8
 MAX_QUERY_LENGTH: Final = 60
 
@@ -64,7 +66,7 @@ def include_name(name: str | None, type_: str, _parents: Any = None) -> bool:
         return True
     if type_ == "table":
         return not (name in (FTS_TABLE, PG_TERMS) or name.startswith(FTS_TABLE + "_"))
-    return name not in (PG_INDEX, PG_TERMS_INDEX)
+    return name not in (PG_INDEX, PG_TERMS_OLD_INDEX, PG_TERMS_INDEX)
 
 
 # --- tokens ---------------------------------------------------------------------------------------
@@ -146,6 +148,30 @@ def _tsquery_expression(query: Query) -> str:
             tokens[-1] += ":*"
         parts.append("(" + " <-> ".join(tokens) + ")")
     return " & ".join(parts)
+
+
+# The GIN index of public_terms has a second column: each row's month of publication (UTC) as the
+# one-lexeme tsvector ``@YYYYMM`` (``public_terms_month``, migration 0032), so that a window of the
+# newest rows is answered by the index itself.
+MONTH_MARK: Final = "@"
+
+
+def month_lexemes(since: datetime, until: datetime) -> list[str]:
+    """The month lexemes of every month (UTC) from ``since`` to ``until``."""
+    first, last = since.astimezone(UTC), until.astimezone(UTC)
+    year, month = first.year, first.month
+    out: list[str] = []
+    while (year, month) <= (last.year, last.month):
+        out.append(f"{MONTH_MARK}{year:04d}{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def published_within(published_at: Any, since: datetime, until: datetime) -> ColumnElement[bool]:
+    """``published_at`` from ``since`` to ``until``: the months through the index, the exact
+    start on the rows it returns."""
+    months = cast(" | ".join(f"'{m}'" for m in month_lexemes(since, until)), TSQUERY)
+    return and_(func.public_terms_month(published_at).op("@@")(months), published_at >= since)
 
 
 def token_query(token: str) -> str:
