@@ -10,8 +10,8 @@ the window. This GIN index has a second column, the month of publication (UTC) a
 ``tsv @@ 供暖 & 温度 AND public_terms_month(published_at) @@ (@202511 | … | @202611)`` — and the
 index returns only the window's hits: the blocks read are theirs (2,617). A query on ``tsv``
 alone uses the same index as before (a GIN index answers any of its columns). No row is
-rewritten; building the index takes ~40 s at 1,000,000 replies and holds back publications
-(writes to ``public_terms``) meanwhile, not searches.
+rewritten; the index is built concurrently (~40 s at 1,000,000 replies; publications and
+searches go on meanwhile), then the old one is dropped.
 
 SQLite (FTS5, small data) is unchanged.
 
@@ -40,12 +40,16 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(MONTH)
-    op.execute("SET LOCAL maintenance_work_mem = '256MB'")
-    op.execute(
-        "CREATE INDEX ix_public_terms_tsv_month ON public_terms "
-        "USING gin (tsv, public_terms_month(published_at))"
-    )
-    op.execute("DROP INDEX IF EXISTS ix_public_terms_tsv")
+    # Built without blocking publications (docs/operations.md: new indexes on big tables
+    # concurrently, outside a transaction); searches use the old index until it is dropped.
+    with op.get_context().autocommit_block():
+        op.execute("SET maintenance_work_mem = '256MB'")
+        op.execute(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_public_terms_tsv_month ON public_terms "
+            "USING gin (tsv, public_terms_month(published_at))"
+        )
+        op.execute("RESET maintenance_work_mem")
+        op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_public_terms_tsv")
 
 
 def downgrade() -> None:
