@@ -7,7 +7,7 @@ from app.calendar.models import CalendarDay, CalendarYear
 from app.cases.models import Assignment, Attachment, Case, Counter, Instruction, TimelineEntry
 from app.cases.tokens import ApiToken
 from app.documents.models import Document
-from app.escalation.models import Escalation, EscalationPolicy, Notification
+from app.escalation.models import Escalation, EscalationBatch, EscalationPolicy, Notification
 from app.jobs.models import Job
 from app.notify.models import OutboxMessage
 from app.public.models import PublicEntry, Rating, RatingInvite
@@ -26,6 +26,7 @@ __all__ = [
     "Counter",
     "Document",
     "Escalation",
+    "EscalationBatch",
     "EscalationPolicy",
     "Instruction",
     "Job",

@@ -19,8 +19,9 @@ notifications, outbox — everything above the ids noted before it) are deleted 
 counters and publication flags restored and the tables vacuumed, so every run starts from the
 same state and the database stays seeded for "today". Per-part times come from the driver's
 cursor calls (SQLAlchemy events), the rest of the sweep is Python. Prints Markdown for
-docs/benchmarks.md; --explain adds EXPLAIN (ANALYZE, BUFFERS) of the due-row query and of the
-sweep's INSERT … SELECT (rolled back).
+docs/benchmarks.md; --explain adds EXPLAIN (ANALYZE, BUFFERS) of the due-row query, of the
+sweep's decision and of the INSERT with which the largest unit's fan-out writes its rungs (rolled
+back).
 """
 
 from __future__ import annotations
@@ -79,9 +80,9 @@ SELECT a.id, a.workspace_id, a.case_id, a.due_date, a.sheet_number, a.title,
    AND NOT EXISTS (SELECT 1 FROM escalations e
                     WHERE e.assignment_id = a.id AND e.rung = 'supervise' AND e.due_date = a.due_date)
 """  # noqa: S608
-WRITTEN = ("escalations", "timeline_entries", "audit_events", "notifications", "outbox")
+WRITTEN = ("escalations", "escalation_batches", "timeline_entries", "audit_events", "notifications", "outbox")
 DECISION = "decision: due rows and their rungs (SELECT)"
-INSERT = "INSERT escalations (from arrays, numbers and keys in SQL)"
+INSERT = "INSERT escalations (a unit's batch, from arrays, numbers and keys in SQL)"
 
 
 def horizon(today: date, t: Thresholds) -> date:
@@ -326,9 +327,9 @@ def explain(conn: psycopg.Connection[Any], today: date, t: Thresholds) -> str:
 
 
 def explain_sweep(today: date) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of the sweep's two big statements as today's first sweep runs
-    them, rolled back: the decision (a SELECT) and the INSERT of the rungs from arrays, its
-    foreign-key and trigger time included."""
+    """EXPLAIN (ANALYZE, BUFFERS) of the big statements as today's first sweep and the largest
+    unit's fan-out run them, rolled back: the decision (a SELECT) and the INSERT of the unit's
+    rungs from arrays, its foreign-key and trigger time included."""
     from sqlalchemy import func, select
 
     from app.cases.models import Assignment
@@ -358,15 +359,21 @@ def explain_sweep(today: date) -> str:
             f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", compiled.construct_params()
         )
         plans.append(f"{DECISION}:\n\n" + "\n".join(r[0] for r in rows))
+        decided = services.issue_due(db, today, t)
+        largest = max(decided, key=lambda unit: sum(decided[unit].values()))
         event.listen(engine, "before_cursor_execute", explain_it, retval=True)
         event.listen(engine, "after_cursor_execute", keep)
         try:
-            issued = services.issue_due(db, today, t)
+            written = services.expand(db, largest)
         finally:
             event.remove(engine, "before_cursor_execute", explain_it)
             event.remove(engine, "after_cursor_execute", keep)
         db.rollback()
-    return "\n\n".join(plans) + f"\n\n({len(issued)} rungs)"
+    return (
+        "\n\n".join(plans)
+        + f"\n\n({sum(sum(c.values()) for c in decided.values())} rungs decided, "
+        + f"{written} of them the largest unit's)"
+    )
 
 
 def main() -> None:

@@ -178,12 +178,12 @@ def history(dues: set[date], t: Thresholds) -> dict[date, list[tuple[date, str, 
 def seed(total: int, today: date | None = None, *, fresh: bool = False, batch: int = 250_000) -> date:
     """Seed (or keep) the steady state; returns the "today" it was seeded for."""
     ensure_database(fresh)
+    migrate.upgrade()  # a database seeded by an earlier release follows the code's schema
     seeded = read_marker()
     if seeded is not None and seeded[0] == total and (today is None or seeded[1] == today):
         print(f"already seeded: {seeded[0]:,} open assignments for {seeded[1]}")
         return seeded[1]
     started = time.perf_counter()
-    migrate.upgrade()
     with system_session() as db:
         load_demo(db)
     days.invalidate()

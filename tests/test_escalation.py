@@ -181,7 +181,7 @@ def test_urges_without_result_count_across_deadlines_until_the_unit_answers(demo
     assert sweep(date(2026, 12, 7)).issued["urge"] == 1
     with system_session() as db:  # the centre sent the reply back with a new deadline; still no result
         db.get(Assignment, a_id).due_date = date(2026, 12, 10)  # type: ignore[union-attr]
-    result = sweep(date(2026, 12, 11))
+    result = sweep(date(2026, 12, 11), fan_out_now=True)
     assert result.issued == {"reminder": 0, "urge": 1, "supervise": 1}
     with system_session() as db:
         rungs = sorted((e.rung, e.due_date.day) for e in db.scalars(select(Escalation)))
@@ -371,6 +371,83 @@ def test_two_sweeps_at_the_same_moment_issue_each_rung_once(demo) -> None:  # ty
         numbers = db.scalars(select(Escalation.number)).all()
     assert len(keys) == len(set(keys)) == sum(r.total for r in results) > 0
     assert len(numbers) == len(set(numbers))
+
+
+def test_rungs_a_sweep_decided_are_written_before_anyone_decides_again(demo) -> None:  # type: ignore[no-untyped-def]
+    """A sweep records its rungs per unit for the fan-out to write (escalation batches). A later
+    sweep that runs before the fan-out writes them first and counts them: the second 催办 is the
+    second (ordinal 2, the next number), not the first again."""
+    from app.escalation.models import EscalationBatch
+    from app.escalation.services import fan_out_pending
+
+    with system_session() as db:
+        a = db.scalar(
+            select(Assignment)
+            .where(Assignment.is_lead.is_(True), Assignment.state == "pending")
+            .order_by(Assignment.id)
+            .limit(1)
+        )
+        assert a is not None
+        for other in db.scalars(select(Assignment).where(Assignment.id != a.id)):
+            other.due_date = date(2027, 3, 1)  # test set-up: out of the way
+        a.due_date = date(2026, 12, 4)
+        a_id, unit = a.id, a.workspace_id
+    assert sweep(date(2026, 12, 7)).issued == {"reminder": 0, "urge": 1, "supervise": 0}
+    with system_session() as db:
+        assert db.scalars(select(Escalation)).all() == []  # decided and numbered, not yet written
+        [batch] = db.scalars(select(EscalationBatch)).all()
+        assert batch.workspace_id == unit
+    # Three overdue working days, no fan-out in between: the 2nd 催办 and the 督办.
+    assert sweep(date(2026, 12, 9)).issued == {"reminder": 0, "urge": 1, "supervise": 1}
+    with system_session() as db:
+        written = sorted((e.rung, e.ordinal, e.fanned_out_at is None) for e in db.scalars(select(Escalation)))
+    assert written == [("urge", 1, True)]  # the first sweep's, written by the second
+    assert fan_out_pending() == 3
+    with system_session() as db:
+        rows = db.scalars(select(Escalation).order_by(Escalation.id)).all()
+        assert db.scalars(select(EscalationBatch)).all() == []
+    assert sorted((e.rung, e.ordinal) for e in rows) == [("supervise", 1), ("urge", 1), ("urge", 2)]
+    assert all(e.assignment_id == a_id and e.fanned_out_at is not None for e in rows)
+    urge_numbers = sorted(int(e.number.split("〕")[1].rstrip("号")) for e in rows if e.rung == "urge")
+    assert urge_numbers[1] == urge_numbers[0] + 1
+    assert fan_out_pending() == 0
+    assert sweep(date(2026, 12, 10)).total == 0
+
+
+def test_two_workers_fanning_out_one_unit_at_once_write_its_rungs_once(demo) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from app.cases.models import TimelineEntry
+    from app.escalation.services import fan_out
+
+    with system_session() as db:
+        leads = list(
+            db.scalars(select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending"))
+        )
+        for a in leads:
+            a.due_date = date(2026, 12, 4)
+    result = sweep(date(2026, 12, 7))
+    unit = min(result.workspaces)
+    mine = sum(1 for a in leads if a.workspace_id == unit)
+    barrier = threading.Barrier(2)
+    counts: list[int] = []
+
+    def run() -> None:
+        barrier.wait()
+        counts.append(fan_out(unit))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(counts) == [0, mine] and mine > 0
+    with system_session() as db:
+        rows = db.scalars(select(Escalation).where(Escalation.workspace_id == unit)).all()
+        entries = db.scalars(
+            select(TimelineEntry).where(TimelineEntry.action == "urge", TimelineEntry.workspace_id == unit)
+        ).all()
+    assert len(rows) == len(entries) == mine
 
 
 def test_the_sweep_decides_in_one_transaction_and_the_workers_fan_out_each_unit_once(demo, worker) -> None:  # type: ignore[no-untyped-def]

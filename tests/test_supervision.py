@@ -717,6 +717,35 @@ def test_a_supervisor_issues_a_supervision_sheet_from_the_quality_list(
     assert any(d.rule == "supervise" and d.note == number for d in explained.deductions)
 
 
+def test_a_supervisor_is_refused_a_supervision_sheet_the_sweep_has_decided_but_not_yet_fanned_out(
+    seeded: dict[str, int], client
+) -> None:  # type: ignore[no-untyped-def]
+    """The sweep records its rungs per unit for the workers to write (escalation batches); in the
+    seconds before they have, the supervisor's 督办 is still refused: the sweep's 督办单 is
+    written first, with the sweep's number, and is the one 督办 of the deadline."""
+    from app.escalation.services import fan_out_pending, sweep
+
+    today = _today()
+    c7 = _lead(seeded["c7"])
+    three_days_late = today
+    for _ in range(3):
+        three_days_late = add_working_days(three_days_late, -1)
+    with system_session() as db:
+        db.get_one(Assignment, c7.id).due_date = three_days_late  # test set-up: 3 working days overdue
+    assert sweep(today).issued["supervise"] >= 1
+    assert _supervise_rows(c7.id) == []  # decided, not yet written: the fan-out has not run
+
+    sign_in(client, "dc.supervisor")
+    refused = post(client, f"/supervision/quality/{seeded['c7']}/supervise", {"reason": REASON})
+    assert refused.status_code == 409 and "不能重复督办" in refused.text
+    assert _supervise_rows(c7.id) == []  # the refusal wrote nothing (the batch waits for its fan-out)
+    assert fan_out_pending() >= 1
+    [sheet] = _supervise_rows(c7.id)
+    assert sheet.decided_by_id is None and sheet.reason == "" and sheet.due_date == three_days_late
+    with system_session() as db:
+        assert db.get_one(Assignment, c7.id).supervised_for == three_days_late
+
+
 def test_supervision_sheet_refused_for_other_roles(seeded: dict[str, int], make_client) -> None:  # type: ignore[no-untyped-def]
     c7 = _lead(seeded["c7"])
     url = f"/supervision/quality/{seeded['c7']}/supervise"

@@ -98,6 +98,25 @@ class Escalation(WorkspaceOwned, Base):
     addressee: Mapped[str] = mapped_column(String(120), default="")
 
 
+class EscalationBatch(WorkspaceOwned, Base):
+    """The rungs one sweep decided for one unit, numbered, not yet written as escalation rows.
+
+    The sweep decides every unit's rungs under its lock and records them here, one row per unit
+    (``rungs``: JSON ``[[assignment_id, case_id, "YYYY-MM-DD", rung, ordinal, n], …]``, in the
+    order of their numbers); the unit's fan-out writes them as ``escalations`` rows and deletes
+    the batch in one transaction. Whoever decides from the rows first writes the unit's pending
+    batches (``services.expand``): the next sweep, 督查室's 督办单 by hand, the fan-out itself,
+    so a rung is decided once and written once.
+    """
+
+    __tablename__ = "escalation_batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issued_on: Mapped[date] = mapped_column(Date)
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rungs: Mapped[str] = mapped_column(Text)
+
+
 class Notification(WorkspaceOwned, Base):
     """A message in a person's notification centre, in the workspace it concerns."""
 
