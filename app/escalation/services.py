@@ -17,9 +17,11 @@ pending batches first (``expand``), so nothing is decided from a partial picture
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple, cast
@@ -481,6 +483,17 @@ SELECT u.workspace_id,
 """
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def issue_due(db: Session, today: date, t: Thresholds) -> dict[int, Counter[str]]:
     """Decide and number every rung due today, in the caller's transaction: the decision is one
     SELECT (``decisions``), the numbers come from the counters (locked first), and the rungs are
@@ -496,20 +509,22 @@ def issue_due(db: Session, today: date, t: Thresholds) -> dict[int, Counter[str]
     numbers = {rung: counter.value for rung, counter in counters.items()}
     units: dict[int, list[list[Any]]] = defaultdict(list)
     # In assignment order, each series numbered in it. All rows at once through the connection:
-    # plain rows, none of the ORM's handling for 20,000 of them.
-    for aid, unit, case_id, due, reminder, urge, supervise in (
-        db.connection().execute(decisions(today, t, oldest)).fetchall()
-    ):
-        rungs, due = units[unit], due.isoformat()
-        if reminder:
-            numbers["reminder"] += 1
-            rungs.append([aid, case_id, due, "reminder", 1, numbers["reminder"]])
-        if urge is not None:
-            numbers["urge"] += 1
-            rungs.append([aid, case_id, due, "urge", urge, numbers["urge"]])
-        if supervise:
-            numbers["supervise"] += 1
-            rungs.append([aid, case_id, due, "supervise", 1, numbers["supervise"]])
+    # plain rows, none of the ORM's handling for 20,000 of them; and no pass of the cycle
+    # collector over the whole process while they are made (0.1-0.2 s each with the app loaded,
+    # measured; they hold no cycles).
+    with _collector_paused():
+        rows = db.connection().execute(decisions(today, t, oldest)).fetchall()
+        for aid, unit, case_id, due, reminder, urge, supervise in rows:
+            rungs, due = units[unit], due.isoformat()
+            if reminder:
+                numbers["reminder"] += 1
+                rungs.append([aid, case_id, due, "reminder", 1, numbers["reminder"]])
+            if urge is not None:
+                numbers["urge"] += 1
+                rungs.append([aid, case_id, due, "urge", urge, numbers["urge"]])
+            if supervise:
+                numbers["supervise"] += 1
+                rungs.append([aid, case_id, due, "supervise", 1, numbers["supervise"]])
     decided: dict[int, Counter[str]] = {}
     for unit, rungs in sorted(units.items()):
         if rungs:
