@@ -57,10 +57,10 @@ def test_upgrade_from_empty_to_head_and_down_to_base_and_up_again(tmp_path) -> N
 
 
 def _modelled(name: str | None, type_: str, parents: object = None) -> bool:
-    # The sweep's expression index (0019), the dashboard's trigger-kept live set (0026, a
+    # The sweep's partial index (0034), the dashboard's trigger-kept live set (0026, a
     # PostgreSQL table read through app.supervision.queries.SUMMARY) and the public still-public
     # check's covering index (0031, PostgreSQL) have no model.
-    unmodelled = ("ix_assignments_sweep", "supervision_live", "ix_cases_public_check")
+    unmodelled = ("ix_assignments_ladder", "supervision_live", "ix_cases_public_check")
     return name not in unmodelled and include_name(name, type_, parents)
 
 

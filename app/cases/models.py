@@ -110,7 +110,7 @@ class Assignment(WorkspaceOwned, Base):
     dispatched_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_date: Mapped[date]
     # The due date a 督办单 was issued for (第十九条): the sweep leaves such an assignment alone until
-    # its due date moves (an extension). Index ix_assignments_sweep (migration 0019) reads it.
+    # its due date moves (an extension). Index ix_assignments_ladder (migration 0034) reads it.
     supervised_for: Mapped[date | None]
     received_at: Mapped[datetime | None]
     handler_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -389,7 +389,7 @@ def _working_days_back(today: date, oldest: date) -> list[date]:
 
 def _on_ladder(today: date, t: Thresholds) -> list[ColumnElement[bool]]:
     """Owed lead assignments due by the end of the reminder window and not yet supervised for
-    their current deadline, as ix_assignments_sweep reads them (migration 0019)."""
+    their current deadline, as ix_assignments_ladder holds them (migration 0034)."""
     horizon = today
     while reminder_day(horizon + timedelta(days=1), t.reminder_days_before) <= today:
         horizon += timedelta(days=1)
@@ -540,7 +540,7 @@ def issue_due(db: Session, today: date, t: Thresholds) -> dict[int, Counter[str]
                     "workspace_id": unit,
                     "issued_on": today,
                     "issued_at": now,
-                    "rungs": json.dumps(units[unit], default=str),
+                    "rungs": json.dumps(units[unit]),
                 }
                 for unit in decided
             ],
@@ -673,8 +673,8 @@ def fan_out(workspace_id: int) -> int:
         ).all()
         if not claimed:
             return 0
-        # The deadlines given a 督办单 leave the sweep's reading (ix_assignments_sweep, migration
-        # 0019) — unless the due date has moved since. Written here, not by the sweep: the sweep's
+        # The deadlines given a 督办单 leave the sweep's reading (ix_assignments_ladder, migration
+        # 0034) — unless the due date has moved since. Written here, not by the sweep: the sweep's
         # NOT EXISTS is the truth, this only keeps its reading short, and the fan-out runs in
         # parallel, per unit, seconds after the sweep's commit.
         supervised = [row.id for row in claimed if row.rung == "supervise"]
