@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from app.accounts.models import User
@@ -12,6 +13,7 @@ from app.db import system_session
 from app.escalation.models import Escalation, Notification
 from app.escalation.services import rungs_due, sweep
 from app.tenants.models import Workspace
+from tests.conftest import IS_POSTGRES
 from tests.helpers import sign_in
 
 
@@ -342,6 +344,25 @@ def test_a_reply_not_published_on_its_day_is_flagged_to_the_centre_once(make_cli
     assert publication_due(datetime(2026, 12, 5, 3, 0, tzinfo=UTC)) == date(2026, 12, 7)
     # Shanghai time decides the day: 23:30 on the 4th UTC is the 5th in Tongliao.
     assert publication_due(datetime(2026, 12, 4, 17, 30, tzinfo=UTC)) == date(2026, 12, 7)
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="SQLite picks its index by its own small-data costs")
+def test_the_sweep_reads_its_rows_through_the_index_of_exactly_the_ladder(demo) -> None:  # type: ignore[no-untyped-def]
+    """ix_assignments_ladder (migration 0034) holds the rows the sweep's WHERE selects: the
+    planner can answer the due-row query from it (here with the table scan ruled out, the demo
+    being small). A change of the WHERE that leaves the index's predicate behind fails here."""
+    from sqlalchemy import text
+
+    from app.escalation.services import Thresholds, due_rows_query
+
+    with system_session() as db:
+        db.execute(text("SET LOCAL enable_seqscan = off"))
+        compiled = due_rows_query(date(2026, 12, 7), Thresholds()).compile(
+            dialect=db.get_bind().dialect, compile_kwargs={"render_postcompile": True}
+        )
+        plan = db.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.construct_params())
+        lines = "\n".join(row[0] for row in plan)
+    assert "ix_assignments_ladder" in lines, lines
 
 
 def test_two_sweeps_at_the_same_moment_issue_each_rung_once(demo) -> None:  # type: ignore[no-untyped-def]
