@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.db import system_session, utcnow
 from app.jobs.models import Job
+from tests.conftest import IS_POSTGRES
 from tests.helpers import post, sign_in
 
 
@@ -154,3 +155,46 @@ def test_work_is_handed_to_the_workers_at_the_commit_not_at_a_savepoints_release
         db.rollback()
         db.execute(select(1))
     assert len(kicked) == 1, kicked
+
+
+def test_a_job_that_read_before_another_writer_committed_is_run_again_not_failed(demo, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """On SQLite (WAL) a transaction that has read cannot write once another connection committed
+    since it began: SQLite refuses at once with "database is locked" (no busy wait). A bulletin's
+    PDF render hit it on the embedded default's first start (the demo's notices delivered beside
+    it) and waited for the outbox's next attempt. The job is run again in a new transaction."""
+    from sqlalchemy import update
+
+    from app.jobs import services as jobs
+    from app.jobs.services import Outcome
+    from app.tenants.models import Workspace
+
+    calls: list[int] = []
+
+    def probe(db, params, progress) -> Outcome:  # type: ignore[no-untyped-def]
+        calls.append(len(calls) + 1)
+        db.scalar(select(Job.state).where(Job.id == params["job"]))  # the transaction reads first
+        if len(calls) == 1:
+            with system_session() as other:  # another writer commits meanwhile
+                other.execute(update(Workspace).where(Workspace.id == params["unit"]).values(address="x"))
+        db.execute(update(Workspace).where(Workspace.id == params["unit"]).values(address="通辽市"))
+        return Outcome(filename="probe.txt", content_type="text/plain", data=b"ok")
+
+    monkeypatch.setitem(jobs.HANDLERS, "probe", probe)
+    with system_session() as db:
+        unit = db.scalars(select(Workspace.id).order_by(Workspace.id)).first()
+        assert unit is not None
+        job = jobs.submit(
+            db, kind="probe", title="probe", params={"unit": unit}, workspace_id=unit, user_id=None
+        )
+        db.flush()
+        job.params = {"unit": unit, "job": job.id}
+        job_id = job.id
+    jobs.run(job_id)
+    with system_session() as db:
+        state, message, result = db.execute(
+            select(Job.state, Job.message, Job.result).where(Job.id == job_id)
+        ).one()
+        address = db.get_one(Workspace, unit).address
+    assert state == "done" and result == b"ok", message
+    assert address == "通辽市"
+    assert calls == ([1, 2] if not IS_POSTGRES else [1])  # PostgreSQL (READ COMMITTED) writes at once

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.db import system_session, utcnow
@@ -115,8 +116,7 @@ def run(job_id: int) -> None:
         job.state, job.started_at, job.message = "running", utcnow(), ""
         kind, params = job.kind, dict(job.params)
     try:
-        with system_session() as db:  # the work: its reads (and a document it issues) in one transaction
-            outcome = HANDLERS[kind](db, params, _Reporter(job_id))
+        outcome = _work(job_id, kind, params)
     except InvalidInput as exc:
         _finish(job_id, state="failed", message=str(exc))
         return
@@ -124,6 +124,26 @@ def run(job_id: int) -> None:
         _finish(job_id, state="queued", message="生成时出错，系统将自动重试。")
         raise
     _finish(job_id, state="done", outcome=outcome)
+
+
+STALE_READ_ATTEMPTS = 3
+
+
+def _work(job_id: int, kind: str, params: dict[str, Any]) -> Outcome:
+    """The job's work: its reads (and a document it issues) in one transaction. On SQLite (WAL) a
+    transaction that has read cannot write once another connection committed since it began:
+    SQLite refuses at once, "database is locked" (SQLITE_BUSY_SNAPSHOT; the busy timeout does not
+    apply) — a PDF render beside the notices being delivered. Nothing was written: the work runs
+    again in a new transaction, a few times, before the outbox's slower retry takes over."""
+    for attempt in range(1, STALE_READ_ATTEMPTS + 1):
+        try:
+            with system_session() as db:
+                return HANDLERS[kind](db, params, _Reporter(job_id))
+        except OperationalError as exc:
+            if attempt == STALE_READ_ATTEMPTS or "database is locked" not in str(exc.orig):
+                raise
+            log.info("job %s: another writer committed since it read; running it again", job_id)
+    raise AssertionError("unreachable")
 
 
 def _finish(job_id: int, *, state: str, message: str = "", outcome: Outcome | None = None) -> None:
