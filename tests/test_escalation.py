@@ -17,6 +17,34 @@ from tests.conftest import IS_POSTGRES
 from tests.helpers import sign_in
 
 
+def _pending_leads_due(day: date) -> list[Assignment]:
+    """Test set-up: every pending lead assignment of the demo due on ``day``."""
+    with system_session() as db:
+        leads = list(
+            db.scalars(select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending"))
+        )
+        for a in leads:
+            a.due_date = day
+    return leads
+
+
+def _one_lead_due(day: date) -> Assignment:
+    """Test set-up: the demo's first pending lead assignment due on ``day``, every other one out of
+    the way (due in March 2027)."""
+    with system_session() as db:
+        a = db.scalar(
+            select(Assignment)
+            .where(Assignment.is_lead.is_(True), Assignment.state == "pending")
+            .order_by(Assignment.id)
+            .limit(1)
+        )
+        assert a is not None
+        for other in db.scalars(select(Assignment).where(Assignment.id != a.id)):
+            other.due_date = date(2027, 3, 1)
+        a.due_date = day
+    return a
+
+
 def test_rungs_follow_the_working_days_around_a_due_date() -> None:
     due = date(2026, 2, 26)  # Thursday after the Spring Festival
     assert rungs_due(date(2026, 2, 24), due) == []
@@ -368,11 +396,7 @@ def test_the_sweep_reads_its_rows_through_the_index_of_exactly_the_ladder(demo) 
 def test_two_sweeps_at_the_same_moment_issue_each_rung_once(demo) -> None:  # type: ignore[no-untyped-def]
     import threading
 
-    with system_session() as db:
-        for a in db.scalars(
-            select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending")
-        ):
-            a.due_date = date(2026, 12, 4)
+    _pending_leads_due(date(2026, 12, 4))
     barrier = threading.Barrier(4)
     results = []
 
@@ -401,18 +425,8 @@ def test_rungs_a_sweep_decided_are_written_before_anyone_decides_again(demo) -> 
     from app.escalation.models import EscalationBatch
     from app.escalation.services import fan_out_pending
 
-    with system_session() as db:
-        a = db.scalar(
-            select(Assignment)
-            .where(Assignment.is_lead.is_(True), Assignment.state == "pending")
-            .order_by(Assignment.id)
-            .limit(1)
-        )
-        assert a is not None
-        for other in db.scalars(select(Assignment).where(Assignment.id != a.id)):
-            other.due_date = date(2027, 3, 1)  # test set-up: out of the way
-        a.due_date = date(2026, 12, 4)
-        a_id, unit = a.id, a.workspace_id
+    a = _one_lead_due(date(2026, 12, 4))
+    a_id, unit = a.id, a.workspace_id
     assert sweep(date(2026, 12, 7)).issued == {"reminder": 0, "urge": 1, "supervise": 0}
     with system_session() as db:
         assert db.scalars(select(Escalation)).all() == []  # decided and numbered, not yet written
@@ -441,12 +455,7 @@ def test_two_workers_fanning_out_one_unit_at_once_write_its_rungs_once(demo) -> 
     from app.cases.models import TimelineEntry
     from app.escalation.services import fan_out
 
-    with system_session() as db:
-        leads = list(
-            db.scalars(select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending"))
-        )
-        for a in leads:
-            a.due_date = date(2026, 12, 4)
+    leads = _pending_leads_due(date(2026, 12, 4))
     result = sweep(date(2026, 12, 7))
     unit = min(result.workspaces)
     mine = sum(1 for a in leads if a.workspace_id == unit)
@@ -482,12 +491,7 @@ def test_the_sweep_decides_in_one_transaction_and_the_workers_fan_out_each_unit_
     from app.escalation.services import fan_out
     from app.notify.models import OutboxMessage
 
-    with system_session() as db:
-        leads = list(
-            db.scalars(select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending"))
-        )
-        for a in leads:
-            a.due_date = date(2026, 12, 4)
+    leads = _pending_leads_due(date(2026, 12, 4))
     result = sweep(date(2026, 12, 7))  # the first overdue day: a 催办单 each
     assert result.issued["urge"] == len(leads) > 0
     with system_session() as db:
@@ -581,18 +585,7 @@ def test_a_supervised_deadline_leaves_the_sweep_until_an_extension_moves_it(demo
     new deadline."""
     from app.escalation.services import Thresholds, due_rows_query
 
-    with system_session() as db:
-        a = db.scalar(
-            select(Assignment)
-            .where(Assignment.is_lead.is_(True), Assignment.state == "pending")
-            .order_by(Assignment.id)
-            .limit(1)
-        )
-        assert a is not None
-        for other in db.scalars(select(Assignment).where(Assignment.id != a.id)):
-            other.due_date = date(2027, 3, 1)  # test set-up: out of the way
-        a.due_date = date(2026, 12, 4)
-        a_id = a.id
+    a_id = _one_lead_due(date(2026, 12, 4)).id
     assert sweep(date(2026, 12, 9), fan_out_now=True).issued["supervise"] == 1
     with system_session() as db:
         assert db.get_one(Assignment, a_id).supervised_for == date(2026, 12, 4)
@@ -622,12 +615,7 @@ def test_minpan_sweep_runs_the_sweep_and_its_fan_out_from_the_command_line(demo)
     from app.cases.models import TimelineEntry
     from app.cli import main
 
-    with system_session() as db:
-        leads = list(
-            db.scalars(select(Assignment).where(Assignment.is_lead.is_(True), Assignment.state == "pending"))
-        )
-        for a in leads:
-            a.due_date = date(2026, 12, 4)
+    leads = _pending_leads_due(date(2026, 12, 4))
     result = CliRunner().invoke(main, ["sweep", "--date", "2026-12-07"])
     assert result.exit_code == 0, result.output
     assert f"催办单 {len(leads)} 件" in result.output and "2026-12-07" in result.output
