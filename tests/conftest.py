@@ -17,6 +17,10 @@ import pytest
 
 _TMP = Path(tempfile.mkdtemp(prefix="minpan-test-"))
 os.environ["MINPAN_ENVIRONMENT"] = "test"
+# The signing PKI, the data keys and the metrics live under var_dir: each run has its own, or the
+# two CI passes running side by side overwrite each other's unit keys (and the backup test sees the
+# other pass's keys appear in the folder it copied).
+os.environ["MINPAN_VAR_DIR"] = str(_TMP / "var")
 os.environ["MINPAN_BROKER_URL"] = "stub"
 os.environ["MINPAN_SECRET_KEY"] = "test-secret-key-that-is-long-enough-for-hmac-0123456789"
 # Cheaper argon2 in tests only (production default: ~90 ms a hash).
