@@ -585,7 +585,7 @@ def test_migration_0025_seals_the_second_factors_secret_and_the_downgrade_opens_
         with use_keyring(ring):
             migrate.upgrade(url, "0025")
             with engine.connect() as conn:
-                stored = dict(conn.execute(text("SELECT username, totp_secret FROM users")).tuples().all())
+                stored = dict(conn.execute(text("SELECT username, totp_secret FROM users")).all())
             assert stored["leader"].startswith("enc1:mig2:") and secret not in stored["leader"]
             assert ring.decrypt(stored["leader"], "totp_secret") == secret and stored["handler"] == ""
             with pytest.raises(DecryptionError):  # bound to its purpose: not a citizen's phone

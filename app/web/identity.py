@@ -21,7 +21,11 @@ class IdentityMiddleware(ASGIMiddleware):
     """Puts ``scope["user"]`` (a CurrentUser, or None) on every HTTP request."""
 
     scopes = (ScopeType.HTTP,)
-    exclude_path_pattern = ("^/static/",)
+
+    @staticmethod
+    def should_bypass_for_scope(scope: Scope) -> bool:
+        """Static files need no identity (by path: one route handler serves all of /static/)."""
+        return scope["path"].startswith("/static/")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         token = _cookie(scope, SESSION_COOKIE)
