@@ -39,11 +39,9 @@ def downgrade(revision: str) -> None:
 
 
 def _print_logins() -> None:
-    from app.db import system_session
-    from app.demo import DEMO_PASSWORD, load_demo
+    from app.demo import DEMO_PASSWORD, load_full_demo
 
-    with system_session() as db:
-        logins = load_demo(db)
+    logins = load_full_demo()
     click.echo(f"\n演示账户（密码均为 {DEMO_PASSWORD}）/ demo logins (password {DEMO_PASSWORD}):")
     for login in logins:
         click.echo(f"  {login.username:<22} {login.display_name:<6} {login.workspace} · {login.role}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -28,8 +29,25 @@ NAMING = {
 }
 
 
+_as_of: ContextVar[datetime | None] = ContextVar("minpan_as_of", default=None)
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, in UTC: the moment every transition, timeline entry, notice and audit event records —
+    or, inside ``as_of``, the moment given there."""
+    return _as_of.get() or datetime.now(UTC)
+
+
+@contextmanager
+def as_of(moment: datetime) -> Iterator[None]:
+    """Record what happens inside as having happened at ``moment`` (aware, any zone). Only the demo
+    uses it, to write its history on the days it happened: messages dispatched on earlier working
+    days, and the deadline sweeps of every morning since."""
+    token = _as_of.set(moment.astimezone(UTC))
+    try:
+        yield
+    finally:
+        _as_of.reset(token)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -6,6 +6,9 @@ Idempotent: running it again changes nothing that is already there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +19,10 @@ from app.permissions import Role
 from app.settings import get_settings
 from app.tenants.models import Membership, Workspace
 from app.tenants.services import import_units
+
+if TYPE_CHECKING:
+    from app.accounts.identity import CurrentUser
+    from app.cases.models import Case
 
 # One password for every demo account, printed at start. Never used outside the demo.
 DEMO_PASSWORD = "Tongliao#2026"  # noqa: S105
@@ -101,7 +108,7 @@ def _plan() -> list[tuple[str, str, Role]]:
     return plan
 
 
-def load_demo(db: Session) -> list[DemoLogin]:
+def load_demo(db: Session, *, cases: bool = True) -> list[DemoLogin]:
     import_units(db, get_settings().data_dir / "tongliao_units.csv")
     workspaces = {w.slug: w for w in db.scalars(select(Workspace))}
     for i, ws in enumerate(workspaces.values()):
@@ -134,7 +141,8 @@ def load_demo(db: Session) -> list[DemoLogin]:
         logins.append(DemoLogin(username, user.display_name, ws.short_name, role.label))
     db.flush()
     _demo_sections(db, workspaces)
-    load_demo_cases(db)
+    if cases:
+        load_demo_cases(db)
     return logins
 
 
@@ -222,35 +230,31 @@ def _actor(db: Session, username: str, slug: str):  # type: ignore[no-untyped-de
     return CurrentUser(user.id, user.username, user.display_name, "demo", False, posts, post, "demo")
 
 
+_CITIZENS = ["王先生", "李女士", "张先生", "刘女士", "赵先生", "陈女士", "周先生"]
+
+
 def load_demo_cases(db: Session) -> int:
-    """A few messages in every stage of the workflow, unless there are cases already."""
+    """A few messages in every stage of the workflow, unless there are cases already (besides the
+    demo's history)."""
     from app.cases.models import Assignment, Case
-    from app.cases.services import MessageInput, register_case
     from app.workflows.engine import apply
 
-    if db.scalar(select(Case.id).limit(1)) is not None:
+    history = [message[0] for message, _, _ in _HISTORY]
+    if db.scalar(select(Case.id).where(Case.source_id.not_in(history)).limit(1)) is not None:
         return 0
     clerk = _actor(db, "zx.clerk", "portal-centre")
     reviewer = _actor(db, "zx.reviewer", "portal-centre")
     units = {w.slug: w.id for w in db.scalars(select(Workspace))}
     cases = []
-    for i, (source, category, region, topic, title, body) in enumerate(_MESSAGES):
+    for i, message in enumerate(_MESSAGES):
         cases.append(
-            register_case(
+            _register(
                 db,
                 clerk,
-                MessageInput(
-                    board="mayor" if i % 3 else "chairman",
-                    source_id=source,
-                    title=title,
-                    body=body,
-                    posted_at=f"2026-11-{20 + i % 5:02d} 09:{10 + i:02d}",
-                    category=category,
-                    topic=topic,
-                    region=region,
-                    citizen_name=["王先生", "李女士", "张先生", "刘女士", "赵先生", "陈女士", "周先生"][i],
-                    citizen_phone=f"1384751{1000 + i * 37:04d}",
-                ),
+                message,
+                board="mayor" if i % 3 else "chairman",
+                posted_at=f"2026-11-{20 + i % 5:02d} 09:{10 + i:02d}",
+                citizen=(_CITIZENS[i], f"1384751{1000 + i * 37:04d}"),
             )
         )
     heating, road, school, _market, empty, fees, invoice = cases
@@ -300,6 +304,156 @@ def load_demo_cases(db: Session) -> int:
     _ = school
     db.flush()
     return len(cases)
+
+
+# --- the demo's past: messages left unanswered, and the deadline sweeps of every morning since ----
+
+# ((source id, category, region, topic, title, body), lead unit, working days before the last
+# working day on which the centre dispatched it). Due 5 working days after dispatch (第十条), so:
+# 9 days ago: 4 days overdue — 提醒单, 催办单, the 2nd 催办单 and the 督办单 (第十九条);
+# 6 days ago: due the day before — 提醒单, then 催办单 on the first overdue working day;
+# 4 days ago: due the next working day — 提醒单 (第十三条).
+_HISTORY = [
+    (
+        (
+            "TL-2026-110308",
+            "complain",
+            "开鲁县",
+            "城乡建设",
+            "开鲁县城区多处路灯长期不亮",
+            "开鲁县城区建设路、民主路一带多处路灯已经一个多月不亮，晚上出行很不安全，"
+            "反映给社区后一直没有修好，请有关部门尽快维修。",
+        ),
+        "kailu",
+        9,
+    ),
+    (
+        (
+            "TL-2026-110309",
+            "suggest",
+            "科尔沁区",
+            "卫生健康",
+            "建议社区卫生服务中心周末开诊",
+            "我家附近的社区卫生服务中心周六、周日不开诊，老人周末看病、取药只能去大医院排队，"
+            "建议周末安排医生值班。",
+        ),
+        "health",
+        6,
+    ),
+    (
+        (
+            "TL-2026-110310",
+            "help",
+            "科尔沁区",
+            "城乡建设",
+            "小区门前人行道积雪未清理",
+            "科尔沁区胜利小区门前人行道的积雪几天都没人清理，已经结冰，老人孩子出门容易滑倒，"
+            "请帮忙协调清理。",
+        ),
+        "horqin",
+        4,
+    ),
+]
+
+
+def _register(
+    db: Session,
+    clerk: CurrentUser,
+    message: tuple[str, ...],
+    *,
+    board: str,
+    posted_at: str,
+    citizen: tuple[str, str],
+) -> Case:
+    """Register one of the demo's messages as the centre's clerk does."""
+    from app.cases.services import MessageInput, register_case
+
+    source, category, region, topic, title, body = message
+    return register_case(
+        db,
+        clerk,
+        MessageInput(
+            board=board,
+            source_id=source,
+            title=title,
+            body=body,
+            posted_at=posted_at,
+            category=category,
+            topic=topic,
+            region=region,
+            citizen_name=citizen[0],
+            citizen_phone=citizen[1],
+        ),
+    )
+
+
+def load_full_demo(today: date | None = None) -> list[DemoLogin]:
+    """What ``minpan demo`` and ``minpan up`` load: the units and people, the demo's history (into a
+    database without cases), then a few messages in every stage; each step committed."""
+    from app.db import system_session
+
+    with system_session() as db:
+        logins = load_demo(db, cases=False)
+    load_demo_history(today)
+    with system_session() as db:
+        load_demo_cases(db)
+    return logins
+
+
+def _local(day: date, hour: int, minute: int) -> datetime:
+    """``day`` at ``hour:minute`` in the portal's time zone."""
+    return datetime.combine(day, time(hour, minute), ZoneInfo(get_settings().timezone))
+
+
+def load_demo_history(today: date | None = None) -> int:
+    """Three messages dispatched on earlier working days and not answered since, each taken
+    through the real workflow as of its day, then the deadline sweep of every morning since the
+    first, as of that morning: the supervision office sees the ladder (提醒单, 催办单, 督办单) as
+    the sweeps left it, each unit's principal the notices, each case page its timeline. Only into
+    a database without cases, before ``load_demo_cases`` (the earlier dispatched the lower the
+    承办单's number); the sweep of ``today`` (the real one) is left to the scheduler or ``minpan
+    sweep``. Returns how many messages it added."""
+    from app.calendar import days
+    from app.cases.models import Assignment, Case
+    from app.db import as_of, system_session
+    from app.escalation.services import sweep
+    from app.workflows.engine import apply
+
+    today = today or datetime.now(ZoneInfo(get_settings().timezone)).date()
+    with system_session() as db:
+        if db.scalar(select(Case.id).limit(1)) is not None:
+            return 0
+    calendar = days.current()
+    last = today if calendar.is_working_day(today) else calendar.previous_working_day(today)
+    first = last
+    for i, (message, slug, ago) in enumerate(_HISTORY):
+        day = last
+        for _ in range(ago):
+            day = calendar.previous_working_day(day)
+        first = min(first, day)
+        with as_of(_local(day, 9, 30)), system_session() as db:
+            clerk = _actor(db, "zx.clerk", "portal-centre")
+            case = _register(
+                db,
+                clerk,
+                message,
+                board="mayor",
+                posted_at=f"{calendar.previous_working_day(day):%Y-%m-%d} 20:{15 + i * 7:02d}",
+                citizen=(["孙女士", "吴先生", "郑女士"][i], f"1394752{2000 + i * 41:04d}"),
+            )
+            unit = db.scalar(select(Workspace.id).where(Workspace.slug == slug))
+            apply(db, clerk, case, "dispatch", lead_unit_id=unit, co_unit_ids=[])
+            assignment = db.scalar(select(Assignment).where(Assignment.case_id == case.id))
+            assert assignment is not None
+        with as_of(_local(day, 10, 40)), system_session() as db:
+            assignment = db.get_one(Assignment, assignment.id)
+            apply(db, _actor(db, f"{slug}.handler", slug), assignment, "receive")
+    day = first + timedelta(days=1)
+    while day < today:
+        with as_of(_local(day, 8, 0)):
+            sweep(day, fan_out_now=True)
+        day += timedelta(days=1)
+    return len(_HISTORY)
 
 
 def _demo_sections(db: Session, workspaces: dict[str, Workspace]) -> None:

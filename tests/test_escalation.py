@@ -138,17 +138,31 @@ def test_overdue_cases_show_as_overdue_to_the_centre_and_the_supervision_office(
     with system_session() as db:
         case = db.scalar(select(Case).where(Case.source_id == "TL-2026-110301"))
         assert case is not None and case.state == "assigned"
-        case.due_date = date(2026, 11, 2)  # test set-up: long past
-        case_id = case.id
-    clerk, supervisor = make_client(), make_client()
+        lead = db.scalar(
+            select(Assignment).where(Assignment.case_id == case.id, Assignment.is_lead.is_(True))
+        )
+        assert lead is not None and lead.state == "pending"
+        case.due_date = lead.due_date = date(2026, 11, 2)  # test set-up: long past
+        case_id, lead_id = case.id, lead.id
+    clerk, supervisor, unit = make_client(), make_client(), make_client()
     sign_in(clerk, "zx.clerk")
     sign_in(supervisor, "dc.supervisor")
-    for client, url in ((clerk, "/cases"), (clerk, f"/cases/{case_id}"), (supervisor, "/oversight")):
+    sign_in(unit, "horqin.handler")
+    details = (
+        (clerk, f"/cases/{case_id}"),
+        (supervisor, f"/oversight/{case_id}"),
+        (unit, f"/inbox/{lead_id}"),
+    )
+    for client, url in ((clerk, "/cases"), (supervisor, "/oversight"), (unit, "/inbox"), *details):
         page = client.get(url).text
         assert "逾期" in page, url
+    for client, url in details:
+        assert '2026-11-02 <strong class="danger">逾期</strong>' in client.get(url).text, url
     with system_session() as db:
         db.get(Case, case_id).due_date = date(2099, 1, 1)  # type: ignore[union-attr]
-    assert "逾期</strong>" not in clerk.get(f"/cases/{case_id}").text
+        db.get(Assignment, lead_id).due_date = date(2099, 1, 1)  # type: ignore[union-attr]
+    for client, url in details:
+        assert "逾期</strong>" not in client.get(url).text, url
 
 
 def _focus(due: date) -> tuple[int, int]:

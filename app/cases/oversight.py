@@ -117,12 +117,10 @@ def oversight_timeline(db: Session, case: Case) -> list[TimelineEntry]:
 def ladder_of(db: Session, case_id: int) -> tuple[list[Any], list[Assignment]]:
     """The case's 三单一函 so far, and the lead assignments a supervisor may transfer (第二十条:
     only after 催办 or 督办 has been tried)."""
-    from app.escalation.models import Escalation
+    from app.escalation.services import of_case
 
     with cross_workspace(db):
-        rungs = list(
-            db.scalars(select(Escalation).where(Escalation.case_id == case_id).order_by(Escalation.issued_at))
-        )
+        rungs = of_case(db, case_id)
         tried = {e.assignment_id for e in rungs if e.rung in ("urge", "supervise")}
         done = {(e.assignment_id, e.due_date) for e in rungs if e.rung == "transfer"}
         leads = [

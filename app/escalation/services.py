@@ -1077,18 +1077,20 @@ def supervise(
 # --- reading ------------------------------------------------------------------------------------------
 
 
+def _ladder(where: Any) -> Any:
+    """Rungs in the order they were issued; those of one sweep up the ladder (提醒 → 催办 → 督办 →
+    移交), a 2nd 催办 before the 督办 it led to."""
+    rank = case({rung: i for i, rung in enumerate(RUNGS)}, value=Escalation.rung, else_=len(RUNGS))
+    order = (Escalation.issued_at, rank, Escalation.ordinal, Escalation.id)
+    return select(Escalation).where(where).order_by(*order)
+
+
 def of_assignment(db: Session, assignment: Assignment) -> list[Escalation]:
-    return list(
-        db.scalars(
-            select(Escalation).where(Escalation.assignment_id == assignment.id).order_by(Escalation.issued_at)
-        )
-    )
+    return list(db.scalars(_ladder(Escalation.assignment_id == assignment.id)))
 
 
 def of_case(db: Session, case_id: int) -> list[Escalation]:
-    return list(
-        db.scalars(select(Escalation).where(Escalation.case_id == case_id).order_by(Escalation.issued_at))
-    )
+    return list(db.scalars(_ladder(Escalation.case_id == case_id)))
 
 
 def unread_count(db: Session, user_id: int) -> int:

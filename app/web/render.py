@@ -39,11 +39,16 @@ def _provisional(day: object) -> str:
     return "（暂定）" if isinstance(day, date) and is_provisional(day) else ""
 
 
-def _overdue(case: object) -> bool:
-    """A case still with the units whose reply is past its due date (shown as 逾期 everywhere)."""
+def _overdue(obj: object) -> bool:
+    """A case still with the units, or a unit's assignment still owed, whose reply is past its due
+    date (shown as 逾期 everywhere)."""
+    from app.cases.models import Assignment
+    from app.escalation.services import OWED_STATES
     from app.workflows.deadlines import is_overdue
 
-    return getattr(case, "state", "") == "assigned" and is_overdue(getattr(case, "due_date", None))
+    state = getattr(obj, "state", "")
+    owed = state in OWED_STATES if isinstance(obj, Assignment) else state == "assigned"
+    return owed and is_overdue(getattr(obj, "due_date", None))
 
 
 def _publish_by(case: object) -> str:
