@@ -10,6 +10,7 @@ from litestar.params import FromPath
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
+from app.db import utcnow
 from app.permissions import ROLES_BY_KIND, ROLES_GRANTABLE_BY_STAFF_ADMIN, Permission, requires
 from app.tenants import services
 from app.tenants.models import WORKSPACE_KIND_LABELS, WorkspaceKind
@@ -27,9 +28,16 @@ class HomeController(Controller):
     def home(
         self, request: Request[Any, Any, Any], db: NamedDependency[Session], me: NamedDependency[CurrentUser]
     ) -> Response[Any]:
+        from app.tenants.todo import todo
+        from app.workflows.deadlines import local_date
+
         workspace = services.current_workspace(db, me)
         return page(
-            request, "home/workspace.html", workspace=workspace, staff_count=len(services.list_staff(db))
+            request,
+            "home/workspace.html",
+            workspace=workspace,
+            staff_count=len(services.list_staff(db)),
+            todo=todo(db, me, local_date(utcnow())),
         )
 
 

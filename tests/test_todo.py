@@ -1,0 +1,126 @@
+"""工作台 · 待办事项: each person's workspace home counts what awaits their roles — a unit's own
+assignments only, the centre's queue, the overdue assignments of every unit for those who oversee
+them — and an administrator, who acts on no case, gets no list."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from app.cases.models import Assignment, Case
+from app.db import system_session, utcnow
+from app.tenants.models import Workspace
+from app.workflows.deadlines import local_date
+from tests.helpers import sign_in
+
+COUNT = re.compile(
+    r'<li class="(todo-urgent)?"><a href="([^"]+)">'
+    r'<span class="todo-count">(\d+)</span><strong>([^<]+)</strong>'
+)
+
+
+def _todo(client) -> dict[str, tuple[int, str, bool]]:  # type: ignore[no-untyped-def]
+    """label → (count, link, shown as urgent) on the person's workspace home."""
+    page = client.get("/ws").text
+    return {label: (int(n), href, bool(urgent)) for urgent, href, n, label in COUNT.findall(page)}
+
+
+def _unit_assignments(slug: str) -> list[Assignment]:
+    with system_session() as db:
+        unit = db.scalar(select(Workspace.id).where(Workspace.slug == slug))
+        return list(
+            db.scalars(select(Assignment).where(Assignment.workspace_id == unit).order_by(Assignment.id))
+        )
+
+
+def test_a_unit_sees_its_own_assignments_by_what_each_role_does_next(make_client) -> None:  # type: ignore[no-untyped-def]
+    today = local_date(utcnow())
+    horqin = _unit_assignments("horqin")
+    naiman = _unit_assignments("naiman")
+    assert [a.state for a in horqin] == ["pending"] and [a.state for a in naiman] == ["pending"]
+    with system_session() as db:  # test set-up: naiman's message long overdue, horqin's due today
+        db.get_one(Assignment, naiman[0].id).due_date = date(2026, 11, 2)
+        db.get_one(Assignment, horqin[0].id).due_date = today
+
+    handler, principal, deputy, other = make_client(), make_client(), make_client(), make_client()
+    sign_in(handler, "horqin.handler")
+    sign_in(principal, "horqin.principal")
+    sign_in(deputy, "horqin.deputy")
+    sign_in(other, "naiman.handler")
+
+    mine = _todo(handler)
+    assert mine["待签收"] == (1, "/inbox", False)
+    assert mine["即将到期"] == (1, "/inbox", True)
+    assert mine["逾期未办"] == (0, "/inbox", False)  # naiman's overdue assignment is not horqin's
+    assert mine["办理中"][0] == 0
+    assert "待审签" not in mine and "退办待签字" not in mine  # not a handler's to sign
+    assert _todo(other)["逾期未办"] == (1, "/inbox", True)
+    assert _todo(other)["即将到期"][0] == 0
+
+    # The handler receives it and asks the principal to sign: the counts follow the workflow.
+    with system_session() as db:  # test set-up: received and drafted, awaiting the principal
+        db.get_one(Assignment, horqin[0].id).state = "awaiting_signoff"
+    mine = _todo(handler)
+    assert mine["待签收"][0] == 0 and mine["即将到期"][0] == 1
+    assert _todo(principal)["待审签"] == (1, "/inbox", False)
+    assert "待审签" not in _todo(deputy) and _todo(deputy)["退办待签字"][0] == 0
+    assert "待审签" not in _todo(other)
+    # Past its due date it is overdue for the unit, and for nobody else's unit.
+    with system_session() as db:
+        db.get_one(Assignment, horqin[0].id).due_date = today - timedelta(days=30)
+    assert _todo(principal)["逾期未办"] == (1, "/inbox", True)
+    assert _todo(other)["逾期未办"][0] == 1  # still only its own
+
+
+def test_the_centre_and_the_supervision_office_see_their_queues_and_every_units_overdue(make_client) -> None:  # type: ignore[no-untyped-def]
+    with system_session() as db:
+        received = len(db.scalars(select(Case.id).where(Case.state == "received")).all())
+        # test set-up: two units' lead assignments overdue, one co-unit's too (not counted: the
+        # lead unit answers), one case under review.
+        for slug in ("naiman", "tax"):
+            lead = db.scalar(
+                select(Assignment)
+                .join(Workspace, Workspace.id == Assignment.workspace_id)
+                .where(Workspace.slug == slug, Assignment.is_lead.is_(True))
+            )
+            assert lead is not None and lead.state == "pending"
+            lead.due_date = date(2026, 11, 2)
+        co = db.scalar(select(Assignment).where(Assignment.is_lead.is_(False)))
+        assert co is not None
+        co.due_date = date(2026, 11, 2)
+        case = db.scalar(select(Case).where(Case.state == "published"))
+        assert case is not None
+        case.state = "under_review"
+    assert received == 2
+
+    clerk, reviewer, supervisor, leader, admin, sysadmin = (make_client() for _ in range(6))
+    for client, username in (
+        (clerk, "zx.clerk"),
+        (reviewer, "zx.reviewer"),
+        (supervisor, "dc.supervisor"),
+        (leader, "city.leader"),
+        (admin, "horqin.admin"),
+        (sysadmin, "sysadmin"),
+    ):
+        sign_in(client, username)
+
+    queue = _todo(clerk)
+    assert queue["待初审交办"] == (2, "/cases?status=received", False)
+    assert queue["承办单位逾期未办"] == (2, "/cases?status=assigned", True)
+    assert queue["承办单位申请待决定"][0] == 0
+    assert "待审核发布" not in queue
+    review = _todo(reviewer)
+    assert review["待审核发布"] == (1, "/cases?status=under_review", True)
+    assert "待初审交办" not in review and "承办单位申请待决定" not in review
+    assert _todo(supervisor) == {"承办单位逾期未办": (2, "/supervision", True)}
+    assert _todo(leader) == {"承办单位逾期未办": (2, "/oversight", True)}
+    # A unit's administrator sees the unit's own list (it may receive); the system administrator
+    # acts on no case and gets none.
+    assert _todo(admin)["逾期未办"][0] == 0  # the overdue ones are other units'
+    assert 'data-testid="todo"' not in sysadmin.get("/ws").text
+    # Each count's link opens a page its reader may see.
+    for client in (clerk, reviewer, supervisor, leader, admin):
+        for _, href, _ in _todo(client).values():
+            assert client.get(href).status_code == 200, href
