@@ -256,6 +256,18 @@ def _live_set(today: date, *, summary: bool) -> Any:
     return _base([*(col.label(f"d_{dim}") for dim, col in sources.items()), *flags])
 
 
+def overdue_count(db: Session, today: date) -> int:
+    """The dashboard's 逾期 total — lead assignments of live cases, still owed, past their due date
+    — alone (the workspace homes' to-do lists): from ``supervision_live`` on PostgreSQL. Across
+    units: the caller has checked the reader may see them."""
+    with cross_workspace(db):
+        if uses_summary(db):
+            overdue = _conditions(_summary_source(), today)["overdue"]
+            return db.scalar(select(func.count()).select_from(SUMMARY).where(overdue)) or 0
+        live = _base([Assignment.id]).where(conditions(today)["overdue"]).subquery()
+        return db.scalar(select(func.count()).select_from(live)) or 0
+
+
 def uses_summary(db: Session) -> bool:
     """PostgreSQL keeps the live set in ``supervision_live`` (migration 0026); SQLite evaluates it."""
     return db.get_bind().dialect.name == "postgresql"

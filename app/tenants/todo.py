@@ -20,6 +20,7 @@ from app.calendar import days
 from app.cases.models import Assignment, Case
 from app.escalation.services import OWED_STATES
 from app.permissions import Permission, Role
+from app.supervision.queries import overdue_count
 from app.tenants.scope import cross_workspace
 
 UNIT_ROLES = (Role.HANDLER, Role.DEPUTY, Role.PRINCIPAL, Role.UNIT_ADMIN)
@@ -43,30 +44,21 @@ def _by_state(db: Session, states: tuple[str, ...]) -> dict[str, int]:
     return {state: n for state, n in rows}
 
 
-def _overdue(db: Session, today: date, *, leads_only: bool) -> int:
-    query = select(func.count()).where(Assignment.state.in_(OWED_STATES), Assignment.due_date < today)
-    if leads_only:
-        query = query.where(Assignment.is_lead.is_(True))
-    return db.scalar(query) or 0
-
-
 def _unit(db: Session, me: CurrentUser, today: date) -> list[Todo]:
     soon = days.current().add(today, 1)[0]  # the next working day
     states = _by_state(
         db, ("pending", "handling", "awaiting_signoff", "return_drafted", "extension_requested")
     )
+    owed = Assignment.state.in_(OWED_STATES)
+    overdue = db.scalar(select(func.count()).where(owed, Assignment.due_date < today)) or 0
     due_soon = (
-        db.scalar(
-            select(func.count()).where(
-                Assignment.state.in_(OWED_STATES), Assignment.due_date >= today, Assignment.due_date <= soon
-            )
-        )
+        db.scalar(select(func.count()).where(owed, Assignment.due_date >= today, Assignment.due_date <= soon))
         or 0
     )
     items = [
         Todo(
             "逾期未办",
-            _overdue(db, today, leads_only=False),
+            overdue,
             "/inbox",
             "已超过办理期限（第十九条）",
             urgent=True,
@@ -124,7 +116,7 @@ def _centre(db: Session, me: CurrentUser, today: date) -> list[Todo]:
     if clerk or reviewer:
         with cross_workspace(db):
             requests = sum(_by_state(db, CENTRE_DECIDES).values())
-            overdue = _overdue(db, today, leads_only=True)
+        overdue = overdue_count(db, today)
         if clerk:
             items.append(
                 Todo(
@@ -147,9 +139,8 @@ def _centre(db: Session, me: CurrentUser, today: date) -> list[Todo]:
 
 
 def _oversight(db: Session, me: CurrentUser, today: date) -> list[Todo]:
-    with cross_workspace(db):
-        overdue = _overdue(db, today, leads_only=True)
     href = "/supervision" if me.has_role(Role.SUPERVISOR) else "/oversight"
+    overdue = overdue_count(db, today)
     return [Todo("承办单位逾期未办", overdue, href, "督查、督办、移交（第十九条、第二十条）", urgent=True)]
 
 
