@@ -25,12 +25,13 @@ from app.accounts.identity import CurrentUser
 from app.accounts.models import User
 from app.accounts.services import posts_of
 from app.cases.models import Assignment
+from app.cases.services import CENTRE_DECIDES
 from app.db import session_factory, system_session
 from app.escalation.services import OWED_STATES
 from app.settings import get_settings
 from app.tenants.models import Membership, Workspace
 from app.tenants.scope import TenantContext, bind_tenant
-from app.tenants.todo import CENTRE_DECIDES, todo
+from app.tenants.todo import todo
 
 TODAY = date(2026, 11, 27)  # the seed's "today"
 
@@ -64,10 +65,14 @@ def _raw(unit_id: int) -> dict[str, list[tuple[str, str, tuple[object, ...]]]]:
             ("待初审交办", "SELECT count(*) FROM cases WHERE state = 'received'", ()),
             (
                 "承办单位申请待决定",
-                "SELECT count(*) FROM assignments WHERE state = ANY(%s)",
+                "SELECT count(DISTINCT case_id) FROM assignments WHERE state = ANY(%s)",
                 (list(CENTRE_DECIDES),),
             ),
-            ("承办单位逾期未办", overdue, (owed, TODAY)),
+            (
+                "承办单位逾期未办",
+                "SELECT count(*) FROM cases WHERE state = 'assigned' AND due_date < %s",
+                (TODAY,),
+            ),
         ],
         "supervisor": [("承办单位逾期未办", overdue, (owed, TODAY))],
     }

@@ -51,12 +51,16 @@ def test_a_unit_sees_its_own_assignments_by_what_each_role_does_next(make_client
     sign_in(other, "naiman.handler")
 
     mine = _todo(handler)
-    assert mine["待签收"] == (1, "/inbox", False)
-    assert mine["即将到期"] == (1, "/inbox", True)
-    assert mine["逾期未办"] == (0, "/inbox", False)  # naiman's overdue assignment is not horqin's
+    assert mine["待签收"] == (1, "/inbox?view=pending", False)
+    assert mine["即将到期"] == (1, "/inbox?view=due_soon", True)
+    assert mine["逾期未办"] == (
+        0,
+        "/inbox?view=overdue",
+        False,
+    )  # naiman's overdue assignment is not horqin's
     assert mine["办理中"][0] == 0
     assert "待审签" not in mine and "退办待签字" not in mine  # not a handler's to sign
-    assert _todo(other)["逾期未办"] == (1, "/inbox", True)
+    assert _todo(other)["逾期未办"] == (1, "/inbox?view=overdue", True)
     assert _todo(other)["即将到期"][0] == 0
 
     # The handler receives it and asks the principal to sign: the counts follow the workflow.
@@ -64,21 +68,23 @@ def test_a_unit_sees_its_own_assignments_by_what_each_role_does_next(make_client
         db.get_one(Assignment, horqin[0].id).state = "awaiting_signoff"
     mine = _todo(handler)
     assert mine["待签收"][0] == 0 and mine["即将到期"][0] == 1
-    assert _todo(principal)["待审签"] == (1, "/inbox", False)
+    assert _todo(principal)["待审签"] == (1, "/inbox?view=awaiting_signoff", False)
     assert "待审签" not in _todo(deputy) and _todo(deputy)["退办待签字"][0] == 0
     assert "待审签" not in _todo(other)
     # Past its due date it is overdue for the unit, and for nobody else's unit.
     with system_session() as db:
         db.get_one(Assignment, horqin[0].id).due_date = today - timedelta(days=30)
-    assert _todo(principal)["逾期未办"] == (1, "/inbox", True)
+    assert _todo(principal)["逾期未办"] == (1, "/inbox?view=overdue", True)
     assert _todo(other)["逾期未办"][0] == 1  # still only its own
 
 
 def test_the_centre_and_the_supervision_office_see_their_queues_and_every_units_overdue(make_client) -> None:  # type: ignore[no-untyped-def]
     with system_session() as db:
         received = len(db.scalars(select(Case.id).where(Case.state == "received")).all())
-        # test set-up: two units' lead assignments overdue, one co-unit's too (not counted: the
-        # lead unit answers), one case under review.
+        # test set-up: two units' lead assignments (and so their cases) overdue, one co-unit's
+        # too (not counted: the lead unit answers), one case under review, and the heating
+        # case's lead unit asking the centre for an extension.
+        overdue_cases = []
         for slug in ("naiman", "tax"):
             lead = db.scalar(
                 select(Assignment)
@@ -86,7 +92,16 @@ def test_the_centre_and_the_supervision_office_see_their_queues_and_every_units_
                 .where(Workspace.slug == slug, Assignment.is_lead.is_(True))
             )
             assert lead is not None and lead.state == "pending"
-            lead.due_date = date(2026, 11, 2)
+            lead.due_date = db.get_one(Case, lead.case_id).due_date = date(2026, 11, 2)
+            overdue_cases.append(lead.case_id)
+        heating = db.scalar(
+            select(Assignment)
+            .join(Workspace, Workspace.id == Assignment.workspace_id)
+            .where(Workspace.slug == "horqin", Assignment.is_lead.is_(True))
+        )
+        assert heating is not None
+        heating.state = "extension_pending"
+        asking = heating.case_id
         co = db.scalar(select(Assignment).where(Assignment.is_lead.is_(False)))
         assert co is not None
         co.due_date = date(2026, 11, 2)
@@ -108,12 +123,22 @@ def test_the_centre_and_the_supervision_office_see_their_queues_and_every_units_
 
     queue = _todo(clerk)
     assert queue["待初审交办"] == (2, "/cases?status=received", False)
-    assert queue["承办单位逾期未办"] == (2, "/cases?status=assigned", True)
-    assert queue["承办单位申请待决定"][0] == 0
+    assert queue["承办单位逾期未办"] == (2, "/cases?view=overdue", True)
+    assert queue["承办单位申请待决定"] == (1, "/cases?view=requests", False)
     assert "待审核发布" not in queue
     review = _todo(reviewer)
     assert review["待审核发布"] == (1, "/cases?status=under_review", True)
     assert "待初审交办" not in review and "承办单位申请待决定" not in review
+    # What each count counts is what its link lists.
+    listed = clerk.get("/cases?view=overdue").text
+    assert (
+        all(f'href="/cases/{c}"' in listed for c in overdue_cases) and f'href="/cases/{asking}"' not in listed
+    )
+    listed = clerk.get("/cases?view=requests").text
+    assert f'href="/cases/{asking}"' in listed and not any(
+        f'href="/cases/{c}"' in listed for c in overdue_cases
+    )
+    assert '<a href="/cases?view=requests" aria-current="page">' in listed
     assert _todo(supervisor) == {"承办单位逾期未办": (2, "/supervision", True)}
     assert _todo(leader) == {"承办单位逾期未办": (2, "/oversight", True)}
     # A unit's administrator sees the unit's own list (it may receive); the system administrator
@@ -124,3 +149,33 @@ def test_the_centre_and_the_supervision_office_see_their_queues_and_every_units_
     for client in (clerk, reviewer, supervisor, leader, admin):
         for _, href, _ in _todo(client).values():
             assert client.get(href).status_code == 200, href
+
+
+def test_the_unit_inbox_lists_what_each_count_counts(make_client) -> None:  # type: ignore[no-untyped-def]
+    today = local_date(utcnow())
+    horqin = _unit_assignments("horqin")[0]
+    naiman = _unit_assignments("naiman")[0]
+    with system_session() as db:  # test set-up: both overdue; horqin's awaiting the principal
+        db.get_one(Assignment, naiman.id).due_date = date(2026, 11, 2)
+        a = db.get_one(Assignment, horqin.id)
+        a.due_date, a.state = today - timedelta(days=30), "awaiting_signoff"
+    principal = make_client()
+    sign_in(principal, "horqin.principal")
+    for view, listed in (
+        ("overdue", True),
+        ("awaiting_signoff", True),
+        ("pending", False),
+        ("due_soon", False),
+    ):
+        page = principal.get(f"/inbox?view={view}").text
+        assert (f'href="/inbox/{horqin.id}"' in page) is listed, view
+        assert f'href="/inbox/{naiman.id}"' not in page, view  # never another unit's
+        assert f'<a href="/inbox?view={view}" aria-current="page">' in page
+    tabs = principal.get("/inbox").text
+    assert '逾期未办 <span class="tab-count danger">1</span>' in tabs
+    assert '待签收 <span class="tab-count">0</span>' in tabs
+    assert "暂无待签收的承办件。" in principal.get("/inbox?view=pending").text
+    # An unknown view is the whole inbox, not an error.
+    everything = principal.get("/inbox?view=%3Cscript%3E")
+    assert everything.status_code == 200 and f'href="/inbox/{horqin.id}"' in everything.text
+    assert "<script>" not in everything.text

@@ -14,6 +14,7 @@ from app.accounts.identity import CurrentUser
 from app.audit.services import record_contact_view
 from app.cases import attachments, oversight, services, similarity
 from app.cases.vocab import ASSIGNMENT_STATES, BOARDS, CASE_STATES, CATEGORIES, DECLINE_REASONS, QUALITY_FLAGS
+from app.db import utcnow
 from app.documents.controllers import KIND_LABELS, visible_documents
 from app.escalation import services as escalation
 from app.permissions import Permission, requires
@@ -22,6 +23,7 @@ from app.web import flash
 from app.web.deps import Form, attempt
 from app.web.render import page
 from app.workflows import engine
+from app.workflows.deadlines import local_date
 from app.workflows.transitions import ACTION_LABELS
 
 VOCAB: dict[str, Any] = {
@@ -48,9 +50,20 @@ class CaseController(Controller):
         request: Request[Any, Any, Any],
         db: NamedDependency[Session],
         status: FromQuery[str | None] = None,
+        view: FromQuery[str | None] = None,
     ) -> Response[Any]:
         state = status if status in CASE_STATES else None
-        return page(request, "cases/queue.html", cases=services.centre_queue(db, state), state=state, **VOCAB)
+        chosen = view if view in services.CENTRE_VIEWS and not state else None
+        cases = services.centre_queue(db, state, view=chosen, today=local_date(utcnow()))
+        return page(
+            request,
+            "cases/queue.html",
+            cases=cases,
+            state=state,
+            view=chosen,
+            views=services.CENTRE_VIEWS,
+            **VOCAB,
+        )
 
     @get("/new", opt=requires(Permission.CASE_REGISTER), sync_to_thread=False)
     def new(self, request: Request[Any, Any, Any]) -> Response[Any]:
@@ -196,8 +209,23 @@ class InboxController(Controller):
     path = "/inbox"
 
     @get("", opt=requires(Permission.ASSIGNMENT_VIEW), sync_to_thread=True)
-    def inbox(self, request: Request[Any, Any, Any], db: NamedDependency[Session]) -> Response[Any]:
-        return page(request, "inbox/list.html", rows=services.unit_inbox(db), **VOCAB)
+    def inbox(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Session],
+        view: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        today = local_date(utcnow())
+        chosen = view if view in services.INBOX_VIEWS else None
+        return page(
+            request,
+            "inbox/list.html",
+            rows=services.unit_inbox(db, today, view=chosen),
+            view=chosen,
+            views=services.INBOX_VIEWS,
+            counts=services.inbox_counts(db, today),
+            **VOCAB,
+        )
 
     def _detail(
         self,

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
@@ -183,10 +183,49 @@ def take_action(
 # --- the centre ----------------------------------------------------------------------------------
 
 
-def centre_queue(db: Session, state: str | None, limit: int = 100) -> list[Case]:
+# The units' requests the centre decides (第十四条 延办, 第十五条 退办, 第十八条 解释说明).
+CENTRE_DECIDES = ("return_requested", "extension_pending", "explanation_requested")
+# The centre queue's views besides its states (tabs of /cases, counts of the clerk's to-do list).
+CENTRE_VIEWS = {"requests": "承办单位申请待决定", "overdue": "承办单位逾期未办"}
+
+
+def centre_views(today: date) -> dict[str, Any]:
+    """Each view as a condition on Case: a unit's request awaits the centre's decision (read
+    across the units' workspaces: run inside ``cross_workspace``); with the units and past its
+    due date."""
+    with_request = select(Assignment.case_id).where(Assignment.state.in_(CENTRE_DECIDES))
+    return {
+        "requests": Case.id.in_(with_request),
+        "overdue": and_(Case.state == "assigned", Case.due_date < today),
+    }
+
+
+def centre_counts(db: Session, today: date, states: tuple[str, ...]) -> dict[str, int]:
+    """How many cases each of ``states`` and each centre view holds. One small statement each, on
+    an index: the centre's cases by state (ix_cases_workspace_state_registered), the units'
+    requests by state (ix_assignments_state) — never a pass over every case ever registered."""
+    by_state = select(Case.state, func.count()).where(Case.state.in_(states)).group_by(Case.state)
+    found: dict[str, int] = {state: n for state, n in db.execute(by_state)}
+    counts = {state: found.get(state, 0) for state in states}
+    counts["overdue"] = db.scalar(select(func.count()).where(centre_views(today)["overdue"])) or 0
+    with cross_workspace(db):
+        requests = select(func.count(Assignment.case_id.distinct())).where(
+            Assignment.state.in_(CENTRE_DECIDES)
+        )
+        counts["requests"] = db.scalar(requests) or 0
+    return counts
+
+
+def centre_queue(
+    db: Session, state: str | None, limit: int = 100, *, view: str | None = None, today: date | None = None
+) -> list[Case]:
     query = select(Case).order_by(Case.registered_at.desc()).limit(limit)
     if state:
         query = query.where(Case.state == state)
+    if view in CENTRE_VIEWS:
+        query = query.where(centre_views(today or local_date(datetime.now(UTC)))[view])
+        with cross_workspace(db):  # the requests are in the units' workspaces
+            return list(db.scalars(query))
     return list(db.scalars(query))
 
 
@@ -246,11 +285,66 @@ class InboxRow:
     days_left: int
 
 
-def unit_inbox(db: Session, today: date | None = None, limit: int = 200) -> list[InboxRow]:
+# The unit inbox's views (the tabs of /inbox, the counts of the workspace home's to-do list):
+# key → label. Each is a condition on the unit's open assignments (``inbox_views``).
+INBOX_VIEWS = {
+    "overdue": "逾期未办",
+    "due_soon": "即将到期",
+    "pending": "待签收",
+    "handling": "办理中",
+    "awaiting_signoff": "待审签",
+    "return_drafted": "退办待签字",
+    "extension_requested": "延期申请待审核",
+}
+
+
+def inbox_views(today: date) -> dict[str, Any]:
+    """Each inbox view as a condition on Assignment: past its due date and still owed; owed and
+    due today or on the next working day; or in one state."""
+    from app.calendar import days
+    from app.escalation.services import OWED_STATES
+
+    owed = Assignment.state.in_(OWED_STATES)
+    soon = days.current().add(today, 1)[0]
+    found: dict[str, Any] = {
+        "overdue": and_(owed, Assignment.due_date < today),
+        "due_soon": and_(owed, Assignment.due_date >= today, Assignment.due_date <= soon),
+    }
+    for state in list(INBOX_VIEWS)[2:]:
+        found[state] = Assignment.state == state
+    return found
+
+
+def inbox_counts(db: Session, today: date) -> dict[str, int]:
+    """How many of the unit's assignments each view holds, in one statement over its open ones
+    (an index range scan of ix_assignments_workspace_state_due)."""
+    from app.escalation.services import OWED_STATES
+
+    views = inbox_views(today)
+    live = sorted({*OPEN_ASSIGNMENT_STATES, *OWED_STATES})
+    row = db.execute(
+        select(*(func.count().filter(cond).label(key) for key, cond in views.items())).where(
+            Assignment.state.in_(live)
+        )
+    ).one()
+    return {key: int(row[i] or 0) for i, key in enumerate(views)}
+
+
+def unit_inbox(
+    db: Session, today: date | None = None, limit: int = 200, view: str | None = None
+) -> list[InboxRow]:
     """The unit's assignments, most urgent first: open ones by due date, then the most recent
     finished ones. Two index range scans (ix_assignments_workspace_state_due), not a sort of
-    everything the unit ever handled."""
+    everything the unit ever handled. With ``view`` (a key of INBOX_VIEWS): only those."""
     today = today or local_date(datetime.now(UTC))
+    if view in INBOX_VIEWS:
+        rows = db.scalars(
+            select(Assignment)
+            .where(inbox_views(today)[view])
+            .order_by(Assignment.due_date, Assignment.id)
+            .limit(limit)
+        )
+        return [InboxRow(a, working_days_left(today, a.due_date)) for a in rows]
     open_rows = list(
         db.scalars(
             select(Assignment)

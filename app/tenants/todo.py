@@ -1,31 +1,26 @@
 """工作台 · 待办事项: what awaits the signed-in person in their workspace now — the matters their
 roles act on next, counted, each linking to where they act, the overdue ones first and marked.
 
-Counted through the request's tenant-scoped session, so a unit's figures are its own
-assignments only. The figures across units (the centre's decisions on units' requests, the
-overdue assignments of every unit) are read in a ``cross_workspace`` block, and only for the
-roles that see across units anyway (the centre's clerks and reviewers; the supervision office and
-city leaders, who hold ``Permission.CASE_OVERSEE``)."""
+Each count is the number of rows the page it links to lists: a unit's counts are its inbox's views
+(``app.cases.services.inbox_counts``, through the request's tenant-scoped session: its own
+assignments only); the centre's its queue's states and views (``centre_counts``; the units'
+requests read across workspaces, as the centre does on that page); the supervision office's and
+city leaders' the dashboard's 逾期 total (``app.supervision.queries.overdue_count``), only for
+roles holding ``Permission.CASE_OVERSEE``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
-from app.calendar import days
-from app.cases.models import Assignment, Case
-from app.escalation.services import OWED_STATES
+from app.cases.services import CENTRE_VIEWS, INBOX_VIEWS, centre_counts, inbox_counts
 from app.permissions import Permission, Role
 from app.supervision.queries import overdue_count
-from app.tenants.scope import cross_workspace
 
 UNIT_ROLES = (Role.HANDLER, Role.DEPUTY, Role.PRINCIPAL, Role.UNIT_ADMIN)
-# The units' requests the centre decides (第十四条 延办, 第十五条 退办, 第十八条 解释说明).
-CENTRE_DECIDES = ("return_requested", "extension_pending", "explanation_requested")
 
 
 @dataclass(frozen=True)
@@ -37,104 +32,66 @@ class Todo:
     urgent: bool = False  # shown in red while count > 0
 
 
-def _by_state(db: Session, states: tuple[str, ...]) -> dict[str, int]:
-    rows = db.execute(
-        select(Assignment.state, func.count()).where(Assignment.state.in_(states)).group_by(Assignment.state)
-    ).all()
-    return {state: n for state, n in rows}
+# The unit's to-do items: inbox view, hint, urgent; and which roles see them (None: every unit role).
+_UNIT_ITEMS: list[tuple[str, str, bool, tuple[Role, ...] | None]] = [
+    ("overdue", "已超过办理期限（第十九条）", True, None),
+    ("due_soon", "今日或下一个工作日到期（第十三条）", True, None),
+    ("pending", "收到承办单后立即签收核查（第十一条）", False, None),
+    ("handling", "5 个工作日内形成回复意见（第十一条）", False, (Role.HANDLER,)),
+    ("awaiting_signoff", "主要负责人审签并加盖公章（第十一条）", False, (Role.PRINCIPAL,)),
+    ("return_drafted", "分管领导签字，当日退回（第十五条）", False, (Role.DEPUTY,)),
+    ("extension_requested", "延期不超过 3 个工作日（第十四条）", False, (Role.DEPUTY, Role.PRINCIPAL)),
+]
 
 
 def _unit(db: Session, me: CurrentUser, today: date) -> list[Todo]:
-    soon = days.current().add(today, 1)[0]  # the next working day
-    states = _by_state(
-        db, ("pending", "handling", "awaiting_signoff", "return_drafted", "extension_requested")
-    )
-    owed = Assignment.state.in_(OWED_STATES)
-    overdue = db.scalar(select(func.count()).where(owed, Assignment.due_date < today)) or 0
-    due_soon = (
-        db.scalar(select(func.count()).where(owed, Assignment.due_date >= today, Assignment.due_date <= soon))
-        or 0
-    )
-    items = [
-        Todo(
-            "逾期未办",
-            overdue,
-            "/inbox",
-            "已超过办理期限（第十九条）",
-            urgent=True,
-        ),
-        Todo("即将到期", due_soon, "/inbox", "今日或下一个工作日到期（第十三条）", urgent=True),
-        Todo("待签收", states.get("pending", 0), "/inbox", "收到承办单后立即签收核查（第十一条）"),
+    """The unit's own assignments (the session's workspace scope), as the inbox's views count them."""
+    counts = inbox_counts(db, today)
+    return [
+        Todo(INBOX_VIEWS[view], counts[view], f"/inbox?view={view}", hint, urgent)
+        for view, hint, urgent, roles in _UNIT_ITEMS
+        if roles is None or any(me.has_role(r) for r in roles)
     ]
-    if me.has_role(Role.HANDLER):
-        items.append(
-            Todo("办理中", states.get("handling", 0), "/inbox", "5 个工作日内形成回复意见（第十一条）")
-        )
-    if me.has_role(Role.PRINCIPAL):
-        items.append(
-            Todo(
-                "待审签", states.get("awaiting_signoff", 0), "/inbox", "主要负责人审签并加盖公章（第十一条）"
-            )
-        )
-    if me.has_role(Role.DEPUTY):
-        items.append(
-            Todo(
-                "退办待签字", states.get("return_drafted", 0), "/inbox", "分管领导签字，当日退回（第十五条）"
-            )
-        )
-    if me.has_role(Role.DEPUTY) or me.has_role(Role.PRINCIPAL):
-        items.append(
-            Todo(
-                "延期申请待审核",
-                states.get("extension_requested", 0),
-                "/inbox",
-                "延期不超过 3 个工作日（第十四条）",
-            )
-        )
-    return items
 
 
 def _centre(db: Session, me: CurrentUser, today: date) -> list[Todo]:
+    """The centre's queue (its own cases) as its tabs count them."""
+    counts = centre_counts(db, today, ("received", "under_review"))
     items: list[Todo] = []
-    clerk, reviewer = me.has_role(Role.CENTRE_CLERK), me.has_role(Role.CENTRE_REVIEWER)
-    if clerk:
-        received = db.scalar(select(func.count()).select_from(Case).where(Case.state == "received")) or 0
-        items.append(
-            Todo("待初审交办", received, "/cases?status=received", "收集后初审，交办或不予受理（第九条）")
-        )
-    if reviewer:
-        review = db.scalar(select(func.count()).select_from(Case).where(Case.state == "under_review")) or 0
+    if me.has_role(Role.CENTRE_CLERK):
+        items += [
+            Todo(
+                "待初审交办",
+                counts["received"],
+                "/cases?status=received",
+                "收集后初审，交办或不予受理（第九条）",
+            ),
+            Todo(
+                CENTRE_VIEWS["requests"],
+                counts["requests"],
+                "/cases?view=requests",
+                "退办、延期、解释说明（第十四条、第十五条、第十八条）",
+            ),
+        ]
+    if me.has_role(Role.CENTRE_REVIEWER):
         items.append(
             Todo(
                 "待审核发布",
-                review,
+                counts["under_review"],
                 "/cases?status=under_review",
                 "审核通过当日公开（第十二条）",
                 urgent=True,
             )
         )
-    if clerk or reviewer:
-        with cross_workspace(db):
-            requests = sum(_by_state(db, CENTRE_DECIDES).values())
-        overdue = overdue_count(db, today)
-        if clerk:
-            items.append(
-                Todo(
-                    "承办单位申请待决定",
-                    requests,
-                    "/cases?status=assigned",
-                    "退办、延期、解释说明（第十四条、第十五条、第十八条）",
-                )
-            )
-        items.append(
-            Todo(
-                "承办单位逾期未办",
-                overdue,
-                "/cases?status=assigned",
-                "提醒、催办、督办（第十三条、第十九条）",
-                urgent=True,
-            )
+    items.append(
+        Todo(
+            CENTRE_VIEWS["overdue"],
+            counts["overdue"],
+            "/cases?view=overdue",
+            "提醒、催办、督办（第十三条、第十九条）",
+            urgent=True,
         )
+    )
     return items
 
 
