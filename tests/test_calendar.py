@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from app.calendar import days
 from app.calendar.models import CalendarYear
+from app.cases.models import Assignment
 from app.cli import main
 from app.db import system_session
+from app.tenants.models import Workspace
 from app.workflows.deadlines import add_working_days, reply_deadline
 from tests.helpers import post, sign_in
 
@@ -157,6 +160,53 @@ def test_loading_a_year_recounts_the_provisional_due_dates_of_open_work(
     assert _case("CAL-2").due_date == date(2027, 1, 5)
     assert _assignments(case.id)[0].due_date == date(2027, 1, 5)
     assert "（暂定）" not in make_client_inbox(make_client, "horqin.handler")
+
+
+def test_loading_a_year_recounts_a_due_date_awaiting_the_centres_consent_to_an_explanation(
+    no_2027, make_client, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """第十八条: a unit asking to answer with an explanation still owes its reply by the due date, so
+    that date is counted again too when the year is loaded, and the inbox lists it as open work."""
+    from datetime import UTC, datetime
+
+    from app.workflows import engine
+    from tests.test_workflow_rules import MESSAGE, _assignments, _case, _ws, act
+
+    monkeypatch.setattr(engine, "utcnow", lambda: datetime(2026, 12, 28, 2, 0, tzinfo=UTC))
+    clerk, handler, admin = make_client(), make_client(), make_client()
+    sign_in(clerk, "zx.clerk")
+    sign_in(handler, "horqin.handler")
+    sign_in(admin, "sysadmin")
+    post(clerk, "/cases", {**MESSAGE, "source_id": "CAL-3", "posted_at": "2026-11-20 10:00"})
+    case = _case("CAL-3")
+    post(
+        clerk,
+        f"/cases/{case.id}/act/dispatch",
+        {"lead_unit_id": str(_ws("horqin")), "version": str(case.version)},
+    )
+    (assignment,) = _assignments(case.id)
+    assert act(handler, assignment.id, "receive").status_code == 303
+    assert act(handler, assignment.id, "request_explanation", reason="涉及历史遗留问题").status_code == 303
+    assert _assignments(case.id)[0].state == "explanation_requested"
+    assert _assignments(case.id)[0].due_date == date(2027, 1, 4)  # provisional: weekdays only
+    post(
+        admin, "/admin/calendar", {"year": "2027", "holidays": "2027-01-01至2027-01-03 元旦", "workdays": ""}
+    )
+    assert _assignments(case.id)[0].due_date == date(2027, 1, 5)
+    assert _case("CAL-3").due_date == date(2027, 1, 5)
+    # Listed with the open work, ahead of what the unit has finished (those come newest due first).
+    with system_session() as db:  # test set-up: the unit's other assignment answered, due later
+        done = db.scalar(
+            select(Assignment)
+            .where(Assignment.id != assignment.id, Assignment.is_lead.is_(True))
+            .join(Workspace, Workspace.id == Assignment.workspace_id)
+            .where(Workspace.slug == "horqin")
+        )
+        assert done is not None
+        done.state, done.due_date = "closed", date(2027, 2, 1)
+        done_id = done.id
+    rows = re.findall(r'<a href="/inbox/(\d+)">', make_client_inbox(make_client, "horqin.handler"))
+    assert rows.index(str(assignment.id)) < rows.index(str(done_id))
 
 
 def make_client_inbox(make_client, username: str) -> str:  # type: ignore[no-untyped-def]

@@ -26,6 +26,8 @@ from app.tenants.scope import cross_workspace
 from app.workflows import engine
 from app.workflows.deadlines import local_date, working_days_left
 
+# A unit's work not yet done: its reply still owed (escalation.OWED_STATES — an explanation
+# awaiting the centre's consent too, 第十八条), or its return awaiting the centre.
 OPEN_ASSIGNMENT_STATES = (
     "pending",
     "handling",
@@ -33,6 +35,7 @@ OPEN_ASSIGNMENT_STATES = (
     "return_drafted",
     "extension_requested",
     "extension_pending",
+    "explanation_requested",
     "return_requested",
 )
 
@@ -318,13 +321,10 @@ def inbox_views(today: date) -> dict[str, Any]:
 def inbox_counts(db: Session, today: date) -> dict[str, int]:
     """How many of the unit's assignments each view holds, in one statement over its open ones
     (an index range scan of ix_assignments_workspace_state_due)."""
-    from app.escalation.services import OWED_STATES
-
     views = inbox_views(today)
-    live = sorted({*OPEN_ASSIGNMENT_STATES, *OWED_STATES})
     row = db.execute(
         select(*(func.count().filter(cond).label(key) for key, cond in views.items())).where(
-            Assignment.state.in_(live)
+            Assignment.state.in_(OPEN_ASSIGNMENT_STATES)
         )
     ).one()
     return {key: int(row[i] or 0) for i, key in enumerate(views)}
