@@ -133,30 +133,44 @@ def test_a_dispatch_over_a_holiday_gets_the_official_due_date(make_client, monke
     assert _case("CAL-1").due_date == date(2026, 10, 10)
 
 
-def test_loading_a_year_recounts_the_provisional_due_dates_of_open_work(
-    no_2027, make_client, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+def _dispatched_on_28_december(make_client, monkeypatch, source_id: str):  # type: ignore[no-untyped-def]
+    """A message registered and dispatched to 科尔沁区 on 28 December 2026, its due date in 2027."""
     from datetime import UTC, datetime
 
     from app.workflows import engine
-    from tests.test_workflow_rules import MESSAGE, _assignments, _case, _ws
+    from tests.test_workflow_rules import MESSAGE, _case, _ws
 
     monkeypatch.setattr(engine, "utcnow", lambda: datetime(2026, 12, 28, 2, 0, tzinfo=UTC))
-    clerk, admin = make_client(), make_client()
+    clerk = make_client()
     sign_in(clerk, "zx.clerk")
-    sign_in(admin, "sysadmin")
-    post(clerk, "/cases", {**MESSAGE, "source_id": "CAL-2", "posted_at": "2026-11-20 10:00"})
-    case = _case("CAL-2")
+    post(clerk, "/cases", {**MESSAGE, "source_id": source_id, "posted_at": "2026-11-20 10:00"})
+    case = _case(source_id)
     post(
         clerk,
         f"/cases/{case.id}/act/dispatch",
         {"lead_unit_id": str(_ws("horqin")), "version": str(case.version)},
     )
-    assert _case("CAL-2").due_date == date(2027, 1, 4)  # provisional: weekdays only
-    assert "（暂定）" in make_client_inbox(make_client, "horqin.handler")
+    return case
+
+
+def _load_2027(make_client) -> None:  # type: ignore[no-untyped-def]
+    """The system administrator loads 2027 with 元旦 (1–3 January) as holidays."""
+    admin = make_client()
+    sign_in(admin, "sysadmin")
     post(
         admin, "/admin/calendar", {"year": "2027", "holidays": "2027-01-01至2027-01-03 元旦", "workdays": ""}
     )
+
+
+def test_loading_a_year_recounts_the_provisional_due_dates_of_open_work(
+    no_2027, make_client, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_workflow_rules import _assignments, _case
+
+    case = _dispatched_on_28_december(make_client, monkeypatch, "CAL-2")
+    assert _case("CAL-2").due_date == date(2027, 1, 4)  # provisional: weekdays only
+    assert "（暂定）" in make_client_inbox(make_client, "horqin.handler")
+    _load_2027(make_client)
     assert _case("CAL-2").due_date == date(2027, 1, 5)
     assert _assignments(case.id)[0].due_date == date(2027, 1, 5)
     assert "（暂定）" not in make_client_inbox(make_client, "horqin.handler")
@@ -167,31 +181,17 @@ def test_loading_a_year_recounts_a_due_date_awaiting_the_centres_consent_to_an_e
 ) -> None:  # type: ignore[no-untyped-def]
     """第十八条: a unit asking to answer with an explanation still owes its reply by the due date, so
     that date is counted again too when the year is loaded, and the inbox lists it as open work."""
-    from datetime import UTC, datetime
+    from tests.test_workflow_rules import _assignments, _case, act
 
-    from app.workflows import engine
-    from tests.test_workflow_rules import MESSAGE, _assignments, _case, _ws, act
-
-    monkeypatch.setattr(engine, "utcnow", lambda: datetime(2026, 12, 28, 2, 0, tzinfo=UTC))
-    clerk, handler, admin = make_client(), make_client(), make_client()
-    sign_in(clerk, "zx.clerk")
+    case = _dispatched_on_28_december(make_client, monkeypatch, "CAL-3")
+    handler = make_client()
     sign_in(handler, "horqin.handler")
-    sign_in(admin, "sysadmin")
-    post(clerk, "/cases", {**MESSAGE, "source_id": "CAL-3", "posted_at": "2026-11-20 10:00"})
-    case = _case("CAL-3")
-    post(
-        clerk,
-        f"/cases/{case.id}/act/dispatch",
-        {"lead_unit_id": str(_ws("horqin")), "version": str(case.version)},
-    )
     (assignment,) = _assignments(case.id)
     assert act(handler, assignment.id, "receive").status_code == 303
     assert act(handler, assignment.id, "request_explanation", reason="涉及历史遗留问题").status_code == 303
     assert _assignments(case.id)[0].state == "explanation_requested"
     assert _assignments(case.id)[0].due_date == date(2027, 1, 4)  # provisional: weekdays only
-    post(
-        admin, "/admin/calendar", {"year": "2027", "holidays": "2027-01-01至2027-01-03 元旦", "workdays": ""}
-    )
+    _load_2027(make_client)
     assert _assignments(case.id)[0].due_date == date(2027, 1, 5)
     assert _case("CAL-3").due_date == date(2027, 1, 5)
     # Listed with the open work, ahead of what the unit has finished (those come newest due first).
