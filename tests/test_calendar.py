@@ -49,6 +49,35 @@ def test_reply_due_on_the_official_calendar(demo, received: date, due: date, not
     assert result.explanation.startswith(f"收到 {received.month}月{received.day}日 → 第5个工作日")
 
 
+def test_adding_working_days_agrees_with_counting_them_one_by_one() -> None:
+    """The calendar's index (two list lookups per due date) gives what counting day by day gives,
+    for every day of the years around a gap: 2024 unknown, so a deadline reaching into it, or past
+    it, is counted on weekdays and provisional, never skipped silently."""
+    from datetime import timedelta
+
+    from app.calendar.days import DayRule, WorkCalendar
+    from app.calendar.services import package_years
+
+    data = {year: entries for year, entries in package_years().items() if year != 2024}
+    calendar = WorkCalendar(data, {d: DayRule(w, n) for entries in data.values() for d, w, n in entries})
+
+    def counted(start: date, n: int) -> tuple[date, bool]:
+        current, seen, provisional = start, 0, False
+        while seen < n:
+            current += timedelta(days=1)
+            provisional = provisional or not calendar.is_known(current)
+            seen += calendar.is_working_day(current)
+        return current, provisional
+
+    day = date(2022, 12, 1)
+    while day <= date(2026, 12, 31):
+        for n in (1, 3, 5, 8):
+            assert calendar.add(day, n) == counted(day, n), (day, n)
+        day += timedelta(days=1)
+    assert calendar.add(date(2023, 12, 29), 5)[1]  # into the unknown 2024: provisional
+    assert calendar.add(date(2026, 12, 30), 5) == (date(2027, 1, 6), True)  # past the known years
+
+
 def test_reminder_is_the_working_day_before_and_extension_at_most_three_more(demo) -> None:  # type: ignore[no-untyped-def]
     result = reply_deadline(date(2026, 2, 12))
     assert result.reminder == date(2026, 2, 25)

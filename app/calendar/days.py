@@ -6,7 +6,6 @@ silently: weekdays count as working days and the result is marked provisional.
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
 from collections.abc import Iterable
@@ -37,18 +36,30 @@ class DayRule:
 
 class WorkCalendar:
     """An immutable snapshot: known years and their exceptional days, with a sorted index of the
-    working days of the known range so that adding n working days is a binary search."""
+    working days of the known range and, per day, its place in that index, so that adding n
+    working days is two list lookups."""
 
     def __init__(self, known_years: Iterable[int], exceptions: dict[date, DayRule]) -> None:
         self.known_years = frozenset(known_years)
         self.exceptions = dict(exceptions)
         self._workdays: list[date] = []
+        # Per day of the known range (by ordinal from _base): how many of _workdays are on or
+        # before it, i.e. bisect_right(_workdays, day) computed once — add() is one list index.
+        self._after: list[int] = []
+        self._base = 0
+        # Per known year: the last year of the run of contiguous known years it starts, so that a
+        # result past a gap year (which would be skipped silently) is recognised at once.
+        self._run_end: dict[int, int] = {}
         if self.known_years:
             day, last = date(min(self.known_years), 1, 1), date(max(self.known_years), 12, 31)
+            self._base = day.toordinal()
             while day <= last:
                 if day.year in self.known_years and self._standard(day):
                     self._workdays.append(day)
+                self._after.append(len(self._workdays))
                 day += timedelta(days=1)
+            for year in sorted(self.known_years, reverse=True):
+                self._run_end[year] = self._run_end.get(year + 1, year)
 
     def _standard(self, day: date) -> bool:
         exc = self.exceptions.get(day)
@@ -62,12 +73,15 @@ class WorkCalendar:
 
     def add(self, start: date, days: int) -> tuple[date, bool]:
         """(the ``days``-th working day after ``start``, provisional?)."""
-        idx = bisect.bisect_right(self._workdays, start)
-        if self._workdays and self.is_known(start) and idx + days - 1 < len(self._workdays):
-            result = self._workdays[idx + days - 1]
-            # Contiguous known years only: a gap year in between would be skipped silently.
-            if all(y in self.known_years for y in range(start.year, result.year + 1)):
-                return result, False
+        offset = start.toordinal() - self._base
+        if days > 0 and 0 <= offset < len(self._after):
+            k = self._after[offset] + days - 1
+            run_end = self._run_end.get(start.year)  # None: start's year is not known
+            if run_end is not None and k < len(self._workdays):
+                result = self._workdays[k]
+                # Contiguous known years only: a gap year in between would be skipped silently.
+                if result.year <= run_end:
+                    return result, False
         current, counted, provisional = start, 0, False
         while counted < days:
             current += timedelta(days=1)
