@@ -74,6 +74,9 @@ def test_adding_working_days_agrees_with_counting_them_one_by_one() -> None:
         for n in (1, 3, 5, 8):
             assert calendar.add(day, n) == counted(day, n), (day, n)
         day += timedelta(days=1)
+    # Backwards from a working day: the working days before it (the tests set up overdue dates so).
+    assert calendar.add(date(2026, 2, 24), -1) == (date(2026, 2, 14), False)  # before 春节, 调休 Saturday
+    assert calendar.add(date(2026, 10, 9), -3) == (date(2026, 9, 29), False)  # over 国庆
     assert calendar.add(date(2023, 12, 29), 5)[1]  # into the unknown 2024: provisional
     assert calendar.add(date(2026, 12, 30), 5) == (date(2027, 1, 6), True)  # past the known years
 

@@ -74,10 +74,10 @@ class WorkCalendar:
     def add(self, start: date, days: int) -> tuple[date, bool]:
         """(the ``days``-th working day after ``start``, provisional?)."""
         offset = start.toordinal() - self._base
-        if days > 0 and 0 <= offset < len(self._after):
-            k = self._after[offset] + days - 1
+        if 0 <= offset < len(self._after):
+            k = self._after[offset] + days - 1  # days < 0: counted back from start's working day
             run_end = self._run_end.get(start.year)  # None: start's year is not known
-            if run_end is not None and k < len(self._workdays):
+            if run_end is not None and 0 <= k < len(self._workdays):
                 result = self._workdays[k]
                 # Contiguous known years only: a gap year in between would be skipped silently.
                 if result.year <= run_end:
