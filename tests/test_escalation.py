@@ -850,3 +850,41 @@ def test_the_sweep_issues_what_the_plan_says_for_every_threshold_setting(demo) -
             )
             offset = int(numbers[0].split("〕")[1][:-1]) - 1 if numbers else 0
             assert numbers == [numbering(series, 2026, offset + i) for i in range(1, len(numbers) + 1)], rung
+
+
+def test_a_cases_rungs_read_up_the_ladder_whatever_order_they_were_written_in(demo) -> None:  # type: ignore[no-untyped-def]
+    """One sweep may write a deadline's 督办单 before its 2nd 催办单 (the expansion writes a unit's
+    batch in the order of the numbers of three series); the case page lists them up the ladder."""
+    from datetime import UTC, datetime
+
+    from app.escalation.services import of_assignment, of_case
+
+    with system_session() as db:
+        a = db.scalar(select(Assignment).where(Assignment.is_lead.is_(True)).order_by(Assignment.id).limit(1))
+        assert a is not None
+        morning = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
+        due = date(2026, 11, 23)
+        for rung, ordinal, number, at in (  # test set-up: written in this order, ids ascending
+            ("urge", 1, "催办〔2026〕1号", datetime(2026, 11, 24, 0, 0, tzinfo=UTC)),
+            ("supervise", 1, "督办〔2026〕1号", morning),
+            ("urge", 2, "催办〔2026〕2号", morning),
+            ("reminder", 1, "提醒〔2026〕1号", datetime(2026, 11, 20, 0, 0, tzinfo=UTC)),
+        ):
+            db.add(
+                Escalation(
+                    key=f"{a.id}:{rung}:{due}:{ordinal}",
+                    workspace_id=a.workspace_id,
+                    assignment_id=a.id,
+                    case_id=a.case_id,
+                    rung=rung,
+                    ordinal=ordinal,
+                    number=number,
+                    due_date=due,
+                    issued_on=at.date(),
+                    issued_at=at,
+                )
+            )
+        db.flush()
+        expected = ["提醒〔2026〕1号", "催办〔2026〕1号", "催办〔2026〕2号", "督办〔2026〕1号"]
+        assert [e.number for e in of_case(db, a.case_id)] == expected
+        assert [e.number for e in of_assignment(db, a)] == expected
