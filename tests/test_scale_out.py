@@ -372,10 +372,19 @@ def test_nginx_from_deploy_balances_two_web_processes_and_fails_over(services: A
 
             # One web process dies: nginx sends the next requests to the other, the session holds.
             Processes.kill(procs.running[0])
-            answers = [browser.get(f"{base}/inbox").status_code for _ in range(6)]
-            assert answers == [200] * 6, answers
-            access = [json.loads(line) for line in (folder / "access.log").read_text().splitlines()]
-            assert {line["upstream"].split(",")[-1].strip() for line in access[-6:]} == {
+            responses = [browser.get(f"{base}/inbox") for _ in range(6)]
+            assert [r.status_code for r in responses] == [200] * 6, responses
+            # nginx writes a request's access-log line after the answer has gone out: read the six
+            # by their request ids once they are all there.
+            ids = {r.headers["x-request-id"] for r in responses}
+
+            def logged() -> dict[str, str]:
+                lines = [json.loads(line) for line in (folder / "access.log").read_text().splitlines()]
+                return {line["request_id"]: line["upstream"] for line in lines if line["request_id"] in ids}
+
+            assert wait_until(lambda: len(logged()) == 6, 10), logged()
+            # Each answered by the living process (after a failed try on the dead one, at most).
+            assert {upstream.split(",")[-1].strip() for upstream in logged().values()} == {
                 web2.removeprefix("http://")
             }
             _ = web1
