@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from app.calendar import days
 from app.calendar.models import CalendarYear
-from app.cases.models import Assignment
 from app.cli import main
 from app.db import system_session
-from app.tenants.models import Workspace
+from app.demo import demo_signature_png
 from app.workflows.deadlines import add_working_days, reply_deadline
 from tests.helpers import post, sign_in
 
@@ -167,12 +166,15 @@ def test_a_dispatch_over_a_holiday_gets_the_official_due_date(make_client, monke
 
 def _dispatched_on_28_december(make_client, monkeypatch, source_id: str):  # type: ignore[no-untyped-def]
     """A message registered and dispatched to 科尔沁区 on 28 December 2026, its due date in 2027."""
-    from datetime import UTC, datetime
+    return _dispatched_on(make_client, monkeypatch, source_id, datetime(2026, 12, 28, 2, 0, tzinfo=UTC))
 
+
+def _dispatched_on(make_client, monkeypatch, source_id: str, moment: datetime):  # type: ignore[no-untyped-def]
+    """A message registered and dispatched to 科尔沁区 at ``moment`` (the workflow's clock)."""
     from app.workflows import engine
     from tests.test_workflow_rules import MESSAGE, _case, _ws
 
-    monkeypatch.setattr(engine, "utcnow", lambda: datetime(2026, 12, 28, 2, 0, tzinfo=UTC))
+    monkeypatch.setattr(engine, "utcnow", lambda: moment)
     clerk = make_client()
     sign_in(clerk, "zx.clerk")
     post(clerk, "/cases", {**MESSAGE, "source_id": source_id, "posted_at": "2026-11-20 10:00"})
@@ -213,7 +215,7 @@ def test_loading_a_year_recounts_a_due_date_awaiting_the_centres_consent_to_an_e
 ) -> None:  # type: ignore[no-untyped-def]
     """第十八条: a unit asking to answer with an explanation still owes its reply by the due date, so
     that date is counted again too when the year is loaded, and the inbox lists it as open work."""
-    from tests.test_workflow_rules import _assignments, _case, act
+    from tests.test_workflow_rules import _assignments, _case, act, to_signoff
 
     case = _dispatched_on_28_december(make_client, monkeypatch, "CAL-3")
     handler = make_client()
@@ -226,19 +228,18 @@ def test_loading_a_year_recounts_a_due_date_awaiting_the_centres_consent_to_an_e
     _load_2027(make_client)
     assert _assignments(case.id)[0].due_date == date(2027, 1, 5)
     assert _case("CAL-3").due_date == date(2027, 1, 5)
-    # Listed with the open work, ahead of what the unit has finished (those come newest due first).
-    with system_session() as db:  # test set-up: the unit's other assignment answered, due later
-        done = db.scalar(
-            select(Assignment)
-            .where(Assignment.id != assignment.id, Assignment.is_lead.is_(True))
-            .join(Workspace, Workspace.id == Assignment.workspace_id)
-            .where(Workspace.slug == "horqin")
-        )
-        assert done is not None
-        done.state, done.due_date = "closed", date(2027, 2, 1)
-        done_id = done.id
+    # Listed with the open work, ahead of what the unit has finished (those come newest due first):
+    # a message dispatched in late January 2027 and already answered (due later than this one).
+    later = _dispatched_on(make_client, monkeypatch, "CAL-4", datetime(2027, 1, 20, 2, 0, tzinfo=UTC))
+    (done,) = _assignments(later.id)
+    principal = make_client()
+    sign_in(principal, "horqin.principal")
+    to_signoff(handler, done.id)
+    assert act(principal, done.id, "sign", signature=demo_signature_png()).status_code == 303
+    (done,) = _assignments(later.id)
+    assert done.state == "submitted" and done.due_date > _assignments(case.id)[0].due_date
     rows = re.findall(r'<a href="/inbox/(\d+)">', make_client_inbox(make_client, "horqin.handler"))
-    assert rows.index(str(assignment.id)) < rows.index(str(done_id))
+    assert rows.index(str(assignment.id)) < rows.index(str(done.id))
 
 
 def make_client_inbox(make_client, username: str) -> str:  # type: ignore[no-untyped-def]

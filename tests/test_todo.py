@@ -11,9 +11,11 @@ from sqlalchemy import select
 
 from app.cases.models import Assignment, Case
 from app.db import system_session, utcnow
+from app.demo import demo_signature_png
 from app.tenants.models import Workspace
 from app.workflows.deadlines import local_date
 from tests.helpers import sign_in
+from tests.test_workflow_rules import _assignments, act, register_and_dispatch, to_signoff
 
 COUNT = re.compile(
     r'<li class="(todo-urgent)?"><a href="([^"]+)">'
@@ -64,8 +66,7 @@ def test_a_unit_sees_its_own_assignments_by_what_each_role_does_next(make_client
     assert _todo(other)["即将到期"][0] == 0
 
     # The handler receives it and asks the principal to sign: the counts follow the workflow.
-    with system_session() as db:  # test set-up: received and drafted, awaiting the principal
-        db.get_one(Assignment, horqin[0].id).state = "awaiting_signoff"
+    to_signoff(handler, horqin[0].id)
     mine = _todo(handler)
     assert mine["待签收"][0] == 0 and mine["即将到期"][0] == 1
     assert _todo(principal)["待审签"] == (1, "/inbox?view=awaiting_signoff", False)
@@ -100,15 +101,30 @@ def test_the_centre_and_the_supervision_office_see_their_queues_and_every_units_
             .where(Workspace.slug == "horqin", Assignment.is_lead.is_(True))
         )
         assert heating is not None
-        heating.state = "extension_pending"
         asking = heating.case_id
         co = db.scalar(select(Assignment).where(Assignment.is_lead.is_(False)))
         assert co is not None
         co.due_date = date(2026, 11, 2)
-        case = db.scalar(select(Case).where(Case.state == "published"))
-        assert case is not None
-        case.state = "under_review"
     assert received == 2
+    # Through the workflow: 科尔沁区 asks for an extension, its deputy endorses it (now the
+    # centre's to decide); 开鲁县 answers a new message, its principal signs (now under review).
+    handler, deputy, clerk_at_work = make_client(), make_client(), make_client()
+    sign_in(handler, "horqin.handler")
+    sign_in(deputy, "horqin.deputy")
+    sign_in(clerk_at_work, "zx.clerk")
+    assert act(handler, heating.id, "receive").status_code == 303
+    assert act(handler, heating.id, "request_extension", days="2", reason="需要现场核查").status_code == 303
+    assert act(deputy, heating.id, "endorse_extension").status_code == 303
+    answered = register_and_dispatch(clerk_at_work, "TODO-1", lead="kailu")
+    (kailu_lead,) = _assignments(answered.id)
+    kailu_handler, kailu_principal = make_client(), make_client()
+    sign_in(kailu_handler, "kailu.handler")
+    sign_in(kailu_principal, "kailu.principal")
+    to_signoff(kailu_handler, kailu_lead.id)
+    assert act(kailu_principal, kailu_lead.id, "sign", signature=demo_signature_png()).status_code == 303
+    with system_session() as db:
+        assert db.get_one(Assignment, heating.id).state == "extension_pending"
+        assert db.get_one(Case, answered.id).state == "under_review"
 
     clerk, reviewer, supervisor, leader, admin, sysadmin = (make_client() for _ in range(6))
     for client, username in (
@@ -155,12 +171,13 @@ def test_the_unit_inbox_lists_what_each_count_counts(make_client) -> None:  # ty
     today = local_date(utcnow())
     horqin = _unit_assignments("horqin")[0]
     naiman = _unit_assignments("naiman")[0]
-    with system_session() as db:  # test set-up: both overdue; horqin's awaiting the principal
+    with system_session() as db:  # test set-up: both overdue
         db.get_one(Assignment, naiman.id).due_date = date(2026, 11, 2)
-        a = db.get_one(Assignment, horqin.id)
-        a.due_date, a.state = today - timedelta(days=30), "awaiting_signoff"
-    principal = make_client()
+        db.get_one(Assignment, horqin.id).due_date = today - timedelta(days=30)
+    handler, principal = make_client(), make_client()
+    sign_in(handler, "horqin.handler")
     sign_in(principal, "horqin.principal")
+    to_signoff(handler, horqin.id)  # horqin's now awaits the principal
     for view, listed in (
         ("overdue", True),
         ("awaiting_signoff", True),

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, true
 from sqlalchemy.orm import Session
 
 from app.accounts.identity import CurrentUser
@@ -22,7 +22,7 @@ from app.cases.vocab import BOARDS, CATEGORIES
 from app.errors import Conflict, InvalidInput, NotFound
 from app.settings import get_settings
 from app.tenants.models import Workspace, WorkspaceKind
-from app.tenants.scope import cross_workspace
+from app.tenants.scope import cross_workspace, tenant_of
 from app.workflows import engine
 from app.workflows.deadlines import local_date, working_days_left
 
@@ -192,43 +192,47 @@ CENTRE_DECIDES = ("return_requested", "extension_pending", "explanation_requeste
 CENTRE_VIEWS = {"requests": "承办单位申请待决定", "overdue": "承办单位逾期未办"}
 
 
-def centre_views(today: date) -> dict[str, Any]:
-    """Each view as a condition on Case: a unit's request awaits the centre's decision (read
-    across the units' workspaces: run inside ``cross_workspace``); with the units and past its
-    due date."""
-    with_request = select(Assignment.case_id).where(Assignment.state.in_(CENTRE_DECIDES))
-    return {
-        "requests": Case.id.in_(with_request),
-        "overdue": and_(Case.state == "assigned", Case.due_date < today),
-    }
+def _with_requests(db: Session) -> Any:
+    """The centre's own cases where a unit's request awaits its decision. The units' assignments
+    are read across workspaces (run inside ``cross_workspace``); the cases stay the centre's own:
+    the workspace the session is bound to, named explicitly since the block lifts the scope."""
+    ctx = tenant_of(db)
+    own = Case.workspace_id == ctx.workspace_id if ctx and ctx.workspace_id is not None else true()
+    asking = select(Assignment.case_id).where(Assignment.state.in_(CENTRE_DECIDES))
+    return and_(own, Case.id.in_(asking))
 
 
 def centre_counts(db: Session, today: date, states: tuple[str, ...]) -> dict[str, int]:
-    """How many cases each of ``states`` and each centre view holds. One small statement each, on
-    an index: the centre's cases by state (ix_cases_workspace_state_registered), the units'
+    """How many of the centre's cases each of ``states`` and each centre view holds. One small
+    statement each, on an index: cases by state (ix_cases_workspace_state_registered), the units'
     requests by state (ix_assignments_state) — never a pass over every case ever registered."""
     by_state = select(Case.state, func.count()).where(Case.state.in_(states)).group_by(Case.state)
     found: dict[str, int] = {state: n for state, n in db.execute(by_state)}
     counts = {state: found.get(state, 0) for state in states}
-    counts["overdue"] = db.scalar(select(func.count()).where(centre_views(today)["overdue"])) or 0
+    counts["overdue"] = db.scalar(select(func.count()).select_from(Case).where(_overdue_cases(today))) or 0
     with cross_workspace(db):
-        requests = select(func.count(Assignment.case_id.distinct())).where(
-            Assignment.state.in_(CENTRE_DECIDES)
-        )
-        counts["requests"] = db.scalar(requests) or 0
+        counts["requests"] = db.scalar(select(func.count()).select_from(Case).where(_with_requests(db))) or 0
     return counts
+
+
+def _overdue_cases(today: date) -> Any:
+    """With the units and past the due date."""
+    return and_(Case.state == "assigned", Case.due_date < today)
 
 
 def centre_queue(
     db: Session, state: str | None, limit: int = 100, *, view: str | None = None, today: date | None = None
 ) -> list[Case]:
+    """The centre's newest cases, of one state or one of CENTRE_VIEWS (``requests``: a unit's
+    request awaits the centre's decision; ``overdue``: with the units, past the due date)."""
     query = select(Case).order_by(Case.registered_at.desc()).limit(limit)
     if state:
         query = query.where(Case.state == state)
-    if view in CENTRE_VIEWS:
-        query = query.where(centre_views(today or local_date(datetime.now(UTC)))[view])
-        with cross_workspace(db):  # the requests are in the units' workspaces
-            return list(db.scalars(query))
+    if view == "overdue":
+        query = query.where(_overdue_cases(today or local_date(datetime.now(UTC))))
+    if view == "requests":
+        with cross_workspace(db):
+            return list(db.scalars(query.where(_with_requests(db))))
     return list(db.scalars(query))
 
 
